@@ -1,0 +1,53 @@
+# Steward: `make run` starts the whole system, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-from-lock
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/steward
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/steward_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
+
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run venv test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo --if-empty
+	@if $(BIN)/python -m project.service_check redis --quiet; then \
+		procs="web worker"; \
+	elif command -v redis-server >/dev/null 2>&1; then \
+		echo "No Redis answers at $${REDIS_URL:-redis://127.0.0.1:6379/0}: starting a private redis-server."; \
+		procs="redis web worker"; \
+	else \
+		echo "No Redis answers at $${REDIS_URL:-redis://127.0.0.1:6379/0} and redis-server is not installed." >&2; \
+		echo "Install it (apt-get install redis-server) or point REDIS_URL at a running Redis." >&2; \
+		exit 1; \
+	fi; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho --procfile Procfile start $$procs
+
+test: venv
+	@DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m project.service_check postgres
+	@REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m project.service_check redis
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: venv
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) db.sqlite3 var

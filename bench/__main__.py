@@ -1,0 +1,18 @@
+"""Run every benchmark: `python -m bench` (what `make bench` does)."""
+
+import subprocess
+import sys
+
+BENCHMARKS = ["bench.release_escrows"]
+
+
+def main() -> int:
+    failed = 0
+    for module in BENCHMARKS:
+        print(f"== {module}", flush=True)
+        failed |= subprocess.call([sys.executable, "-m", module])
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

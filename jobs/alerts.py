@@ -1,0 +1,59 @@
+"""Alerts for failed runs. The backend is pluggable through `STEWARD_ALERT_BACKEND`."""
+
+import logging
+from typing import Protocol
+
+from django.conf import settings
+from django.core.mail import mail_admins
+from django.utils.module_loading import import_string
+
+from jobs.models import JobRun
+
+logger = logging.getLogger("steward.alerts")
+
+
+class AlertBackend(Protocol):
+    def send(self, *, subject: str, message: str, run: JobRun | None) -> None: ...
+
+
+class MailAdminsAlertBackend:
+    """Sends alerts to `ADMINS` through Django's email backend."""
+
+    def send(self, *, subject: str, message: str, run: JobRun | None) -> None:
+        mail_admins(subject, message, fail_silently=True)
+
+
+class LogOnlyAlertBackend:
+    """Keeps alerts in the log only (the ERROR line every alert writes)."""
+
+    def send(self, *, subject: str, message: str, run: JobRun | None) -> None:
+        return None
+
+
+def alert_backend() -> AlertBackend:
+    return import_string(settings.STEWARD_ALERT_BACKEND)()
+
+
+def alert_send(*, subject: str, message: str, run: JobRun | None = None) -> None:
+    """Write the ERROR line and hand the alert to the configured backend."""
+    logger.error("ALERT %s | %s", subject, message.splitlines()[0] if message else "")
+    try:
+        alert_backend().send(subject=subject, message=message, run=run)
+    except Exception:
+        # An unreachable mail server must not turn a recorded failure into a lost one.
+        logger.exception("Alert backend failed for %r", subject)
+
+
+def alert_run_failed(run: JobRun) -> None:
+    status = run.get_status_display().lower()
+    subject = f"[Steward] job {run.job} run #{run.pk} {status}"
+    lines = [
+        f"Job: {run.job}",
+        f"Run: #{run.pk} ({run.trigger}, as of {run.as_of.isoformat()})",
+        f"Status: {run.status}",
+        f"Attempts: {run.attempt_count}",
+        f"Error: {run.error or run.status_reason}",
+        "",
+        run.traceback,
+    ]
+    alert_send(subject=subject, message="\n".join(lines), run=run)

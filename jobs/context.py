@@ -1,0 +1,54 @@
+"""What a job body receives: the run's time, mode, logger and progress reporting."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import datetime
+
+from django.conf import settings
+
+from jobs.models import JobRun
+
+logger = logging.getLogger("steward.jobs")
+
+PROGRESS_INTERVAL_SECONDS = 5.0
+
+
+class JobLogger(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        return f"[{self.extra['job']} #{self.extra['run_id']}] {msg}", kwargs
+
+
+@dataclasses.dataclass
+class JobContext:
+    run: JobRun
+    as_of: datetime
+    dry_run: bool
+    batch_size: int = dataclasses.field(default_factory=lambda: settings.STEWARD_BATCH_SIZE)
+    partial_reasons: list[str] = dataclasses.field(default_factory=list)
+    _last_progress: float = dataclasses.field(default_factory=time.monotonic)
+
+    @property
+    def log(self) -> JobLogger:
+        return JobLogger(logger, {"job": self.run.job, "run_id": self.run.pk})
+
+    def progress(self, *, done: int, total: int | None, what: str) -> None:
+        """Log progress on long work, at most every few seconds and always at the end."""
+        now = time.monotonic()
+        finished = total is not None and done >= total
+        if not finished and now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
+            return
+        self._last_progress = now
+        if total:
+            self.log.info(
+                "Progress: %s/%s %s (%d%%)", f"{done:,}", f"{total:,}", what, done * 100 // total
+            )
+        else:
+            self.log.info("Progress: %s %s", f"{done:,}", what)
+
+    def mark_partial(self, reason: str) -> None:
+        """Some of the work failed while the rest went through: the run ends `partial`."""
+        self.partial_reasons.append(reason)
+        self.log.error("Partial failure: %s", reason)

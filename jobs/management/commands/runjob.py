@@ -1,0 +1,174 @@
+"""Run a job through the same runner as the scheduler, the admin and the API."""
+
+import json
+import time
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from jobs.models import JobRun, RunStatus, Trigger
+from jobs.registry import UnknownJob, all_jobs, get_job
+from jobs.services import job_run_create, job_run_enqueue, job_run_execute
+
+
+def parse_as_of(value: str) -> datetime:
+    """An ISO-8601 time; without an offset it is read in TIME_ZONE."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(
+            f"--as-of {value!r} is not an ISO-8601 time (e.g. 2026-11-22T09:00:00Z)"
+        ) from None
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Run a Steward job now, in this process (default) or on the workers (--enqueue)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("job", nargs="?", help="Name of the job to run (see --list).")
+        parser.add_argument("--list", action="store_true", help="List the jobs and exit.")
+        parser.add_argument("--all", action="store_true", help="Run every job, in catalog order.")
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--sync",
+            action="store_true",
+            help="Run in this process through the runner (the default).",
+        )
+        where.add_argument(
+            "--enqueue", action="store_true", help="Send the run to the workers instead."
+        )
+        parser.add_argument(
+            "--wait", action="store_true", help="With --enqueue: wait for the run to finish."
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=300.0,
+            help="With --wait: give up after this many seconds (default 300).",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Report what the job would change without changing it.",
+        )
+        parser.add_argument(
+            "--as-of",
+            type=parse_as_of,
+            default=None,
+            help="Handle what is due as of this ISO-8601 time (default: now).",
+        )
+        parser.add_argument("--reason", default="", help="Why the run is requested.")
+        parser.add_argument("--json", action="store_true", help="Print each run as JSON.")
+
+    def handle(self, *args, **options) -> None:
+        if options["list"]:
+            self._list()
+            return
+        if options["wait"] and not options["enqueue"]:
+            raise CommandError("--wait only applies with --enqueue")
+        if options["timeout"] <= 0:
+            raise CommandError("--timeout must be a positive number of seconds")
+        names = self._job_names(options)
+        failed = []
+        for name in names:
+            run = self._run_one(name, options)
+            self._report(run, as_json=options["json"])
+            if run.status in (RunStatus.FAILED, RunStatus.PARTIAL):
+                failed.append(f"{name} #{run.pk} {run.status}")
+        if failed:
+            raise CommandError("; ".join(failed))
+
+    def _job_names(self, options) -> list[str]:
+        if options["all"] and options["job"]:
+            raise CommandError("give a job name or --all, not both")
+        if options["all"]:
+            return [spec.name for spec in all_jobs()]
+        if not options["job"]:
+            raise CommandError("name a job to run, or use --list or --all")
+        try:
+            return [get_job(options["job"]).name]
+        except UnknownJob as exc:
+            raise CommandError(str(exc)) from None
+
+    def _run_one(self, name: str, options) -> JobRun:
+        fields = {
+            "job": name,
+            "trigger": Trigger.CLI,
+            "requested_by": "cli",
+            "reason": options["reason"],
+            "as_of": options["as_of"],
+            "dry_run": options["dry_run"],
+        }
+        if options["enqueue"]:
+            run = job_run_enqueue(**fields)
+            self.stdout.write(f"Queued {name} run #{run.pk} (message {run.message_id})")
+            if options["wait"]:
+                return self._wait(run, timeout=options["timeout"])
+            return run
+        run = job_run_create(**fields)
+        try:
+            return job_run_execute(run_id=run.pk, final_attempt=True)
+        except Exception:
+            # The runner recorded the error and traceback on the run; report it in one line.
+            run.refresh_from_db()
+            return run
+
+    def _wait(self, run: JobRun, *, timeout: float) -> JobRun:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.is_finished:
+                return run
+            time.sleep(0.2)
+        raise CommandError(
+            f"run #{run.pk} of {run.job} is still {run.status} after {timeout:g}s; is a worker "
+            "running (manage.py rundramatiq)?"
+        )
+
+    def _report(self, run: JobRun, *, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(_run_as_dict(run), default=str))
+            return
+        if not run.is_finished:
+            return
+        style = self.style.SUCCESS if run.status == RunStatus.SUCCEEDED else self.style.WARNING
+        self.stdout.write(
+            style(
+                f"{run.job} run #{run.pk}: {run.status}"
+                f"{f' in {run.duration_ms}ms' if run.duration_ms is not None else ''}"
+            )
+        )
+        for key, value in run.summary.items():
+            self.stdout.write(f"   {key}: {value}")
+        if run.error:
+            self.stdout.write(f"   error: {run.error}")
+        if run.status_reason:
+            self.stdout.write(f"   reason: {run.status_reason}")
+
+    def _list(self) -> None:
+        specs = all_jobs()
+        width = max(len(spec.name) for spec in specs)
+        cron_width = max(len(spec.cron) for spec in specs)
+        for spec in specs:
+            self.stdout.write(
+                f"{spec.name:<{width}}  {spec.cron:<{cron_width}}  {spec.description}"
+            )
+
+
+def _run_as_dict(run: JobRun) -> dict:
+    return {
+        "id": run.pk,
+        "job": run.job,
+        "status": run.status,
+        "trigger": run.trigger,
+        "as_of": run.as_of.isoformat(),
+        "dry_run": run.dry_run,
+        "duration_ms": run.duration_ms,
+        "summary": run.summary,
+        "error": run.error,
+        "status_reason": run.status_reason,
+    }

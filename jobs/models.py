@@ -1,0 +1,134 @@
+"""The record of every job run. The database is the record; Redis only carries hints."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    CLI = "cli", "CLI"
+    RETRY = "retry", "Retry"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partial"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+FINISHED_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.SKIPPED}
+)
+
+# The one map of allowed status changes. RUNNING -> RUNNING is a takeover of a run whose
+# worker died (its job lock vanished with its connection); RUNNING -> QUEUED waits for a retry.
+ALLOWED_RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.SKIPPED}),
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.RUNNING,
+            RunStatus.QUEUED,
+            RunStatus.SUCCEEDED,
+            RunStatus.PARTIAL,
+            RunStatus.FAILED,
+        }
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.PARTIAL: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.SKIPPED: frozenset(),
+}
+
+
+def statuses_allowed_into(target: str) -> list[str]:
+    return [source for source, targets in ALLOWED_RUN_TRANSITIONS.items() if target in targets]
+
+
+class JobRun(models.Model):
+    """One logical run of a job, written before its message is sent."""
+
+    job = models.CharField(max_length=64, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+    as_of = models.DateTimeField(help_text="The run handles everything due as of this time.")
+    slot = models.DateTimeField(
+        null=True, blank=True, help_text="Schedule slot (UTC minute) for scheduled runs."
+    )
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    status_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    message_id = models.CharField(max_length=64, blank=True)
+    code_version = models.CharField(max_length=64, blank=True)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "slot"],
+                condition=Q(slot__isnull=False),
+                name="jobrun_one_run_per_slot",
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "-id"], name="jobrun_job_recent")]
+        permissions = [
+            ("trigger_jobrun", "Can trigger job runs"),
+            ("retry_jobrun", "Can retry failed job runs"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class AttemptStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+class JobRunAttempt(models.Model):
+    """One execution attempt of a run; retries add rows, never overwrite them."""
+
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    status = models.CharField(
+        max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.RUNNING
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=128, blank=True)
+    message_id = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="jobrunattempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of run #{self.run_id}"

@@ -1,0 +1,93 @@
+"""The registry of job specs. Domain apps register their jobs here from `AppConfig.ready()`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from jobs.context import JobContext
+
+JobBody = Callable[["JobContext"], dict[str, Any]]
+
+
+class UnknownJob(LookupError):
+    def __init__(self, name: str) -> None:
+        known = ", ".join(sorted(_REGISTRY)) or "none registered"
+        super().__init__(f"unknown job {name!r}; known jobs: {known}")
+        self.name = name
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    name: str
+    body: JobBody
+    cron: str
+    description: str
+    queue: str = "default"
+    max_retries: int | None = None
+    min_backoff_ms: int | None = None
+    time_limit_ms: int | None = None
+
+    @property
+    def actor_name(self) -> str:
+        return f"run_{self.name}"
+
+
+_REGISTRY: dict[str, JobSpec] = {}
+
+
+def _override(spec: JobSpec, option: str, default: Any, cast: Callable[[str], Any]) -> Any:
+    raw = settings.STEWARD_JOB_OVERRIDES.get(f"{spec.name.upper()}_{option}")
+    return cast(raw) if raw not in (None, "") else default
+
+
+def _resolve(spec: JobSpec) -> JobSpec:
+    """Apply settings defaults and per-job environment overrides."""
+    return dataclasses.replace(
+        spec,
+        cron=_override(spec, "CRON", spec.cron, str),
+        max_retries=_override(
+            spec,
+            "MAX_RETRIES",
+            spec.max_retries
+            if spec.max_retries is not None
+            else settings.STEWARD_DEFAULT_MAX_RETRIES,
+            int,
+        ),
+        min_backoff_ms=_override(
+            spec,
+            "MIN_BACKOFF_MS",
+            spec.min_backoff_ms or settings.STEWARD_DEFAULT_MIN_BACKOFF_MS,
+            int,
+        ),
+        time_limit_ms=_override(
+            spec,
+            "TIME_LIMIT_MS",
+            spec.time_limit_ms or settings.STEWARD_DEFAULT_TIME_LIMIT_MS,
+            int,
+        ),
+    )
+
+
+def register(spec: JobSpec) -> JobSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"job {spec.name!r} is registered twice")
+    resolved = _resolve(spec)
+    _REGISTRY[spec.name] = resolved
+    return resolved
+
+
+def get_job(name: str) -> JobSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownJob(name) from None
+
+
+def all_jobs() -> list[JobSpec]:
+    """Every registered job, in registration (catalog) order."""
+    return list(_REGISTRY.values())

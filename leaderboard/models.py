@@ -1,0 +1,1 @@
+"""Leaderboard entries, boosts, game sessions, scores and prize pools."""

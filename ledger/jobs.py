@@ -1,0 +1,76 @@
+"""The ledger's job bodies and their registration. Each adapts the run context to a service."""
+
+from jobs.context import JobContext
+from jobs.registry import JobSpec, register
+from ledger.services.cycles import cycles_remind_and_default, cycles_remind_and_default_preview
+from ledger.services.escrows import escrows_due, escrows_release_due, escrows_release_preview
+from ledger.services.matches import matches_expire_due, matches_expire_preview
+
+
+def release_escrows(context: JobContext) -> dict:
+    due = escrows_due(as_of=context.as_of).count()
+    context.log.info("Found %s escrows ready for release", f"{due:,}")
+    if context.dry_run:
+        return {"dry_run": True, **escrows_release_preview(as_of=context.as_of)}
+    summary = escrows_release_due(
+        as_of=context.as_of,
+        job_run=context.run,
+        batch_size=context.batch_size,
+        on_progress=lambda done: context.progress(done=done, total=due, what="escrows"),
+    )
+    context.log.info(
+        "Escrow release job completed. Processed %s escrows.", f"{summary['escrows_released']:,}"
+    )
+    return summary
+
+
+def expire_matches(context: JobContext) -> dict:
+    if context.dry_run:
+        return {"dry_run": True, **matches_expire_preview(as_of=context.as_of)}
+    summary = matches_expire_due(
+        as_of=context.as_of,
+        batch_size=context.batch_size,
+        on_progress=lambda done: context.progress(done=done, total=None, what="matches"),
+    )
+    context.log.info("Expired %s matches", f"{summary['matches_expired']:,}")
+    return summary
+
+
+def cycle_reminders(context: JobContext) -> dict:
+    if context.dry_run:
+        return {"dry_run": True, **cycles_remind_and_default_preview(as_of=context.as_of)}
+    return cycles_remind_and_default(
+        as_of=context.as_of,
+        batch_size=context.batch_size,
+        on_progress=lambda done: context.progress(done=done, total=None, what="cycles"),
+    )
+
+
+def register_ledger_jobs() -> None:
+    register(
+        JobSpec(
+            name="release_escrows",
+            body=release_escrows,
+            cron="0 * * * *",
+            queue="money",
+            description="Release escrows whose 48-hour hold has ended: receivable to "
+            "spendable, cycle obligated, donor +50 Charity Coins, both notified.",
+        )
+    )
+    register(
+        JobSpec(
+            name="expire_matches",
+            body=expire_matches,
+            cron="0 */6 * * *",
+            description="Expire pending matches not accepted within 24 hours; notify the donor.",
+        )
+    )
+    register(
+        JobSpec(
+            name="cycle_reminders",
+            body=cycle_reminders,
+            cron="0 9 * * *",
+            description="Remind once for obligated cycles due within 7 days; default overdue "
+            "cycles with a -0.10 trust penalty.",
+        )
+    )

@@ -1,0 +1,1 @@
+"""Every write of the ledger, as `<entity>_<action>(*, ...)` functions."""

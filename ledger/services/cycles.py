@@ -1,0 +1,166 @@
+"""Reminding obligated cycles that come due soon, and defaulting overdue ones."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from ledger.lock_objects import wallets_lock
+from ledger.models import Channel, CycleStatus, DonationCycle, Wallet
+from ledger.services.notifications import NotificationDraft, notifications_queue
+from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+
+logger = logging.getLogger("steward.ledger")
+
+TRUST_PENALTY = Decimal("0.10")
+SAMPLE_SIZE = 10
+
+
+def cycles_to_remind(*, as_of: datetime):
+    """Obligated, not yet reminded, and due between now and the reminder horizon."""
+    horizon = as_of + timedelta(days=settings.CYCLE_REMINDER_DAYS)
+    return DonationCycle.objects.filter(
+        status=CycleStatus.OBLIGATED,
+        reminded_at__isnull=True,
+        due_at__gte=as_of,
+        due_at__lte=horizon,
+    )
+
+
+def cycles_overdue(*, as_of: datetime):
+    """Obligated cycles whose due time has passed."""
+    return DonationCycle.objects.filter(status=CycleStatus.OBLIGATED, due_at__lt=as_of)
+
+
+def cycles_remind_and_default_preview(*, as_of: datetime) -> dict:
+    reminders = cycles_to_remind(as_of=as_of).count()
+    overdue = cycles_overdue(as_of=as_of)
+    defaults = overdue.count()
+    return {
+        "reminders_sent": reminders,
+        "cycles_defaulted": defaults,
+        "notifications_queued": reminders * 2 + defaults,
+        "sample_reminder_ids": list(
+            cycles_to_remind(as_of=as_of).order_by("pk").values_list("pk", flat=True)[:SAMPLE_SIZE]
+        ),
+        "sample_default_ids": list(
+            overdue.order_by("pk").values_list("pk", flat=True)[:SAMPLE_SIZE]
+        ),
+    }
+
+
+def cycles_remind_and_default(
+    *,
+    as_of: datetime,
+    batch_size: int = 1_000,
+    on_progress: ProgressCallback | None = None,
+) -> dict:
+    """Remind once (push and SMS) for cycles due within the horizon; default overdue cycles."""
+    logger.info(
+        "Found %s cycles due in %s days",
+        f"{cycles_to_remind(as_of=as_of).count():,}",
+        settings.CYCLE_REMINDER_DAYS,
+    )
+    reminded = sweep_in_batches(
+        apply_batch=lambda: _remind_batch(as_of=as_of, batch_size=batch_size),
+        on_progress=on_progress,
+        progress_key="reminders_sent",
+    )
+    logger.info("Found %s overdue cycles", f"{cycles_overdue(as_of=as_of).count():,}")
+    defaulted = sweep_in_batches(
+        apply_batch=lambda: _default_batch(as_of=as_of, batch_size=batch_size),
+        on_progress=on_progress,
+        progress_key="cycles_defaulted",
+    )
+    return {
+        "reminders_sent": reminded["reminders_sent"],
+        "cycles_defaulted": defaulted["cycles_defaulted"],
+        "notifications_queued": reminded["notifications_queued"]
+        + defaulted["notifications_queued"],
+        "batches": reminded["batches"] + defaulted["batches"],
+    }
+
+
+def _claim(queryset, batch_size: int) -> list[tuple]:
+    return list(
+        queryset.select_for_update(skip_locked=True, of=("self",))
+        .order_by("pk")
+        .values_list("pk", "wallet_id", "wallet__user_id", "due_at", "amount")[:batch_size]
+    )
+
+
+def _remind_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
+    claimed = _claim(cycles_to_remind(as_of=as_of), batch_size)
+    if not claimed:
+        return None
+    ids = [row[0] for row in claimed]
+    updated = cycles_to_remind(as_of=as_of).filter(pk__in=ids).update(reminded_at=timezone.now())
+    if updated != len(ids):
+        raise RuntimeError(f"claimed {len(ids)} cycles but reminded {updated}")
+    drafts = []
+    for pk, _wallet_id, user_id, due_at, amount in claimed:
+        logger.debug("Reminder sent for cycle %s to user %s", pk, user_id)
+        payload = {"cycle_id": pk, "due_at": due_at.isoformat(), "amount": amount}
+        for channel in (Channel.PUSH, Channel.SMS):
+            drafts.append(
+                NotificationDraft(
+                    user_id,
+                    channel,
+                    "cycle_reminder_7d",
+                    f"cycle-reminder-7d:{pk}:{channel}",
+                    payload,
+                )
+            )
+    return Counter(reminders_sent=updated, notifications_queued=notifications_queue(drafts=drafts))
+
+
+def _default_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
+    claimed = _claim(cycles_overdue(as_of=as_of), batch_size)
+    if not claimed:
+        return None
+    ids = [row[0] for row in claimed]
+    now = timezone.now()
+    updated = (
+        cycles_overdue(as_of=as_of)
+        .filter(pk__in=ids)
+        .update(status=CycleStatus.DEFAULTED, defaulted_at=now)
+    )
+    if updated != len(ids):
+        raise RuntimeError(f"claimed {len(ids)} cycles but defaulted {updated}")
+    defaults_per_wallet = Counter(row[1] for row in claimed)
+    wallets_lock(defaults_per_wallet)
+    wallets_by_default_count: dict[int, list[int]] = {}
+    for wallet_id, count in defaults_per_wallet.items():
+        wallets_by_default_count.setdefault(count, []).append(wallet_id)
+    for count, wallet_ids in sorted(wallets_by_default_count.items()):
+        Wallet.objects.filter(pk__in=wallet_ids).update(
+            trust_score=Greatest(F("trust_score") - TRUST_PENALTY * count, Value(Decimal("0")))
+        )
+    drafts = []
+    for pk, _wallet_id, user_id, due_at, amount in claimed:
+        logger.info("Cycle %s marked as defaulted for user %s", pk, user_id)
+        drafts.append(
+            NotificationDraft(
+                user_id,
+                Channel.PUSH,
+                "cycle_defaulted",
+                f"cycle-defaulted:{pk}",
+                {
+                    "cycle_id": pk,
+                    "due_at": due_at.isoformat(),
+                    "amount": amount,
+                    "trust_penalty": str(TRUST_PENALTY),
+                },
+            )
+        )
+    return Counter(
+        cycles_defaulted=updated,
+        notifications_queued=notifications_queue(drafts=drafts),
+    )

@@ -1,0 +1,195 @@
+"""Releasing escrows whose hold has ended."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from ledger.models import (
+    Asset,
+    Channel,
+    CycleStatus,
+    DonationCycle,
+    Escrow,
+    EscrowStatus,
+    TransferKind,
+)
+from ledger.services.notifications import NotificationDraft, notifications_queue
+from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+from ledger.services.transfers import (
+    COIN_ISSUANCE,
+    TransferLine,
+    transfers_book,
+    wallet_account,
+)
+
+logger = logging.getLogger("steward.ledger")
+
+SAMPLE_SIZE = 10
+
+
+def escrows_due(*, as_of: datetime):
+    return Escrow.objects.filter(status=EscrowStatus.HOLDING, hold_until__lte=as_of)
+
+
+def escrows_release_preview(*, as_of: datetime) -> dict:
+    """What a release as of `as_of` would change, without writing anything."""
+    due = escrows_due(as_of=as_of)
+    totals = due.aggregate(count=Count("pk"), amount=Sum("amount"))
+    count = totals["count"]
+    cycles = DonationCycle.objects.filter(
+        donation__escrow__in=due, status=CycleStatus.PENDING
+    ).count()
+    return {
+        "escrows_released": count,
+        "amount_released": totals["amount"] or 0,
+        "coins_awarded": count * settings.DONOR_RELEASE_COINS,
+        "cycles_obligated": cycles,
+        "notifications_queued": count * 2,
+        "sample_ids": list(due.order_by("pk").values_list("pk", flat=True)[:SAMPLE_SIZE]),
+    }
+
+
+def escrows_release_due(
+    *,
+    as_of: datetime,
+    job_run=None,
+    batch_size: int = 1_000,
+    on_progress: ProgressCallback | None = None,
+) -> dict:
+    """Release every escrow holding with `hold_until <= as_of`, batch by batch.
+
+    Each batch claims its rows with SKIP LOCKED in primary-key order, so concurrent sweeps
+    share the work instead of repeating it, and writes the status change, the transfers, the
+    cycle obligations and the outbox rows in one transaction.
+    """
+    sample: list[int] = []
+
+    def apply_batch() -> Counter | None:
+        released = _release_batch(as_of=as_of, job_run=job_run, batch_size=batch_size)
+        if released is None:
+            return None
+        counts, ids = released
+        sample.extend(ids[: SAMPLE_SIZE - len(sample)])
+        return counts
+
+    totals = sweep_in_batches(
+        apply_batch=apply_batch, on_progress=on_progress, progress_key="escrows_released"
+    )
+    return {
+        "escrows_released": totals["escrows_released"],
+        "amount_released": totals["amount_released"],
+        "coins_awarded": totals["coins_awarded"],
+        "cycles_obligated": totals["cycles_obligated"],
+        "notifications_queued": totals["notifications_queued"],
+        "batches": totals["batches"],
+        "sample_ids": sample,
+    }
+
+
+def _release_batch(
+    *, as_of: datetime, job_run, batch_size: int
+) -> tuple[Counter, list[int]] | None:
+    claimed = list(
+        escrows_due(as_of=as_of)
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "donor_id",
+            "recipient_id",
+            "amount",
+            "donation_id",
+            "donor__user_id",
+            "recipient__user_id",
+            "donation__reference",
+        )[:batch_size]
+    )
+    if not claimed:
+        return None
+    ids = [row[0] for row in claimed]
+    now = timezone.now()
+    updated = (
+        escrows_due(as_of=as_of)
+        .filter(pk__in=ids)
+        .update(status=EscrowStatus.RELEASED, released_at=now, released_by_run=job_run)
+    )
+    if updated != len(ids):
+        raise RuntimeError(f"claimed {len(ids)} escrows but released {updated}")
+
+    coins = settings.DONOR_RELEASE_COINS
+    lines: list[TransferLine] = []
+    drafts: list[NotificationDraft] = []
+    for (
+        pk,
+        donor_id,
+        recipient_id,
+        amount,
+        _donation_id,
+        donor_user,
+        recipient_user,
+        ref,
+    ) in claimed:
+        logger.debug("Releasing escrow %s for transaction %s", pk, ref)
+        lines.append(
+            TransferLine(
+                reference=f"escrow-release:{pk}",
+                kind=TransferKind.ESCROW_RELEASE,
+                asset=Asset.MONEY,
+                amount=amount,
+                debit_account=wallet_account(recipient_id, "receivable"),
+                credit_account=wallet_account(recipient_id, "spendable"),
+            )
+        )
+        if coins:
+            lines.append(
+                TransferLine(
+                    reference=f"escrow-coins:{pk}",
+                    kind=TransferKind.COIN_AWARD,
+                    asset=Asset.COINS,
+                    amount=coins,
+                    debit_account=COIN_ISSUANCE,
+                    credit_account=wallet_account(donor_id, "coins"),
+                )
+            )
+        payload = {"escrow_id": pk, "transaction": ref, "amount": amount}
+        drafts.append(
+            NotificationDraft(
+                donor_user,
+                Channel.PUSH,
+                "escrow_released_donor",
+                f"escrow-released-donor:{pk}",
+                {**payload, "coins": coins},
+            )
+        )
+        drafts.append(
+            NotificationDraft(
+                recipient_user,
+                Channel.PUSH,
+                "escrow_released_recipient",
+                f"escrow-released-recipient:{pk}",
+                payload,
+            )
+        )
+    transfers_book(lines=lines, job_run=job_run)
+    cycles = DonationCycle.objects.filter(
+        donation_id__in=[row[4] for row in claimed], status=CycleStatus.PENDING
+    ).update(
+        status=CycleStatus.OBLIGATED,
+        obligated_at=now,
+        due_at=as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
+    )
+    queued = notifications_queue(drafts=drafts)
+    counts = Counter(
+        escrows_released=len(ids),
+        amount_released=sum(row[3] for row in claimed),
+        coins_awarded=coins * len(ids),
+        cycles_obligated=cycles,
+        notifications_queued=queued,
+    )
+    return counts, ids

@@ -1,0 +1,144 @@
+"""Booking transfers: the only way a balance changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from ledger.lock_objects import system_accounts_lock, wallets_lock
+from ledger.models import Asset, SystemAccount, Transfer
+
+TRANSFER_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e8f-9a0b-1c2d3e4f5a6b")
+
+# A wallet has three ledger accounts; their codes name the cached column they live in.
+WALLET_BUCKETS = {
+    "spendable": ("spendable_balance", Asset.MONEY),
+    "receivable": ("receivable_balance", Asset.MONEY),
+    "coins": ("charity_coins", Asset.COINS),
+}
+EXTERNAL_MONEY = "system:external"
+COIN_ISSUANCE = "system:coin_issuance"
+SOURCE_ACCOUNTS = {EXTERNAL_MONEY: Asset.MONEY, COIN_ISSUANCE: Asset.COINS}
+
+
+def wallet_account(wallet_id: int, bucket: str) -> str:
+    if bucket not in WALLET_BUCKETS:
+        raise ValueError(f"unknown wallet bucket {bucket!r}")
+    return f"wallet:{wallet_id}:{bucket}"
+
+
+def transfer_id(reference: str) -> uuid.UUID:
+    """Deterministic id of a business event, so booking it twice violates the primary key."""
+    return uuid.uuid5(TRANSFER_NAMESPACE, reference)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferLine:
+    reference: str
+    kind: str
+    asset: str
+    amount: int
+    debit_account: str
+    credit_account: str
+
+
+def _parse_wallet_account(code: str) -> tuple[int, str] | None:
+    parts = code.split(":")
+    if len(parts) == 3 and parts[0] == "wallet":
+        return int(parts[1]), parts[2]
+    return None
+
+
+def transfers_book(*, lines: Sequence[TransferLine], job_run=None) -> int:
+    """Insert the transfers and move the cached balances, in the caller's transaction.
+
+    A reference booked before raises IntegrityError and rolls the whole batch back: the
+    caller's conditional status change is the first guard, this is the second.
+    """
+    if not lines:
+        return 0
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("transfers_book must run inside transaction.atomic()")
+    wallet_deltas: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(WALLET_BUCKETS, 0))
+    system_deltas: dict[str, int] = defaultdict(int)
+    for line in lines:
+        if line.amount <= 0:
+            raise ValueError(f"transfer {line.reference} has a non-positive amount")
+        for code, sign in ((line.debit_account, -1), (line.credit_account, 1)):
+            parsed = _parse_wallet_account(code)
+            if parsed:
+                wallet_id, bucket = parsed
+                if WALLET_BUCKETS[bucket][1] != line.asset:
+                    raise ValueError(f"{code} does not hold {line.asset}")
+                wallet_deltas[wallet_id][bucket] += sign * line.amount
+            else:
+                system_deltas[code] += sign * line.amount
+
+    _ensure_system_accounts(system_deltas, lines)
+    wallets_lock(wallet_deltas)
+    system_accounts_lock(system_deltas)
+    Transfer.objects.bulk_create(
+        [
+            Transfer(
+                id=transfer_id(line.reference),
+                reference=line.reference,
+                kind=line.kind,
+                asset=line.asset,
+                amount=line.amount,
+                debit_account=line.debit_account,
+                credit_account=line.credit_account,
+                job_run=job_run,
+            )
+            for line in lines
+        ],
+        batch_size=2_000,
+    )
+    _apply_wallet_deltas(wallet_deltas)
+    for code, delta in sorted(system_deltas.items()):
+        if delta:
+            SystemAccount.objects.filter(code=code).update(balance=F("balance") + delta)
+    return len(lines)
+
+
+def _ensure_system_accounts(system_deltas: dict[str, int], lines: Iterable[TransferLine]) -> None:
+    assets = {}
+    for line in lines:
+        for code in (line.debit_account, line.credit_account):
+            if code in system_deltas:
+                assets[code] = line.asset
+    existing = set(SystemAccount.objects.filter(code__in=assets).values_list("code", flat=True))
+    missing = [
+        SystemAccount(code=code, asset=asset, allow_negative=code in SOURCE_ACCOUNTS)
+        for code, asset in assets.items()
+        if code not in existing
+    ]
+    SystemAccount.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def _apply_wallet_deltas(wallet_deltas: dict[int, dict[str, int]], chunk: int = 2_000) -> None:
+    """One set-based UPDATE per chunk of wallets, adding each wallet's net change."""
+    rows = sorted(wallet_deltas.items())
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        values = ", ".join(
+            ["(CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT))"]
+            * len(part)
+        )
+        params: list[int] = []
+        for wallet_id, delta in part:
+            params += [wallet_id, delta["spendable"], delta["receivable"], delta["coins"]]
+        sql = (
+            f"WITH deltas(id, spendable, receivable, coins) AS (VALUES {values}) "
+            "UPDATE ledger_wallet SET "
+            "spendable_balance = ledger_wallet.spendable_balance + deltas.spendable, "
+            "receivable_balance = ledger_wallet.receivable_balance + deltas.receivable, "
+            "charity_coins = ledger_wallet.charity_coins + deltas.coins "
+            "FROM deltas WHERE ledger_wallet.id = deltas.id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)

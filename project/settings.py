@@ -1,0 +1,195 @@
+"""Steward settings: one module, driven by environment variables with working defaults."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def code_version() -> str:
+    """The deployed revision, recorded on every job run."""
+    if version := os.environ.get("STEWARD_CODE_VERSION"):
+        return version
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+SECRET_KEY = env_str("SECRET_KEY", "steward-insecure-development-key-change-me")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+
+INSTALLED_APPS = [
+    # First, so every actor binds to the configured broker (DESIGN §7).
+    "django_dramatiq",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "jobs",
+    "ledger",
+    "leaderboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "project.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker threads share one file: wait for locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+LOGIN_URL = "/admin/login/"
+
+# --- Email and alerts -------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "steward@localhost")
+SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+ADMINS = [("Steward operators", address) for address in env_list("ALERT_EMAILS", "")]
+
+# --- Dramatiq ---------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+DRAMATIQ_BROKER = {
+    "BROKER": "dramatiq.brokers.redis.RedisBroker",
+    "OPTIONS": {
+        "url": REDIS_URL,
+        # redis-py's default socket timeout breaks blocking reads (DESIGN §7).
+        "socket_timeout": 30,
+        "heartbeat_timeout": env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 60_000),
+        "maintenance_chance": env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1_000),
+    },
+    # This list replaces Dramatiq's defaults, so every middleware we rely on is named here.
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.ShutdownNotifications",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Pipelines",
+        "dramatiq.middleware.Retries",
+        "dramatiq.middleware.CurrentMessage",
+        "periodiq.PeriodiqMiddleware",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# --- Steward ----------------------------------------------------------------------------------
+STEWARD_CODE_VERSION = code_version()
+
+# Retries: 3 retries with exponential backoff from 2 s, per job overridable with
+# STEWARD_JOB_<NAME>_MAX_RETRIES / _MIN_BACKOFF_MS / _TIME_LIMIT_MS / _CRON.
+STEWARD_DEFAULT_MAX_RETRIES = env_int("STEWARD_DEFAULT_MAX_RETRIES", 3)
+STEWARD_DEFAULT_MIN_BACKOFF_MS = env_int("STEWARD_DEFAULT_MIN_BACKOFF_MS", 2_000)
+STEWARD_DEFAULT_TIME_LIMIT_MS = env_int("STEWARD_DEFAULT_TIME_LIMIT_MS", 30 * 60 * 1000)
+STEWARD_JOB_OVERRIDES = {
+    key.removeprefix("STEWARD_JOB_"): value
+    for key, value in os.environ.items()
+    if key.startswith("STEWARD_JOB_")
+}
+STEWARD_ALERT_BACKEND = env_str("STEWARD_ALERT_BACKEND", "jobs.alerts.MailAdminsAlertBackend")
+STEWARD_BATCH_SIZE = env_int("STEWARD_BATCH_SIZE", 1_000)
+
+# Ledger rules, in hours/days so tests and the fault suite can shorten them.
+ESCROW_HOLD_HOURS = env_int("ESCROW_HOLD_HOURS", 48)
+MATCH_EXPIRY_HOURS = env_int("MATCH_EXPIRY_HOURS", 24)
+CYCLE_DUE_DAYS = env_int("CYCLE_DUE_DAYS", 30)
+CYCLE_REMINDER_DAYS = env_int("CYCLE_REMINDER_DAYS", 7)
+DONOR_RELEASE_COINS = env_int("DONOR_RELEASE_COINS", 50)
+
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "steward": {"format": "%(asctime)s [%(levelname)s] %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "steward"},
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

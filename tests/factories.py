@@ -1,0 +1,53 @@
+"""factory_boy factories and builders that go through the ledger's own services."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import factory
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory
+
+from ledger.models import Donation, Wallet
+from ledger.services.donations import donation_create, wallet_deposit
+
+HOLD = timedelta(hours=settings.ESCROW_HOLD_HOURS)
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
+
+
+class WalletFactory(DjangoModelFactory):
+    class Meta:
+        model = Wallet
+
+    user = factory.SubFactory(UserFactory)
+
+
+def funded_wallet(amount: int = 10_000_000) -> Wallet:
+    wallet = WalletFactory()
+    wallet_deposit(wallet=wallet, amount=amount, reference=f"test-{wallet.pk}")
+    wallet.refresh_from_db()
+    return wallet
+
+
+def donation_at(
+    *,
+    at: datetime,
+    amount: int = 10_000,
+    donor: Wallet | None = None,
+    recipient: Wallet | None = None,
+) -> Donation:
+    """A donation made at `at`, so its escrow's hold ends at `at + ESCROW_HOLD_HOURS`."""
+    return donation_create(
+        donor=donor or funded_wallet(),
+        recipient=recipient or WalletFactory(),
+        amount=amount,
+        at=at,
+    )
