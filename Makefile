@@ -24,10 +24,10 @@ run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
 	@if $(BIN)/python -m project.service_check redis --quiet; then \
-		procs="web worker"; \
+		procs="web worker scheduler"; \
 	elif command -v redis-server >/dev/null 2>&1; then \
 		echo "No Redis answers at $${REDIS_URL:-redis://127.0.0.1:6379/0}: starting a private redis-server."; \
-		procs="redis web worker"; \
+		procs="redis web worker scheduler"; \
 	else \
 		echo "No Redis answers at $${REDIS_URL:-redis://127.0.0.1:6379/0} and redis-server is not installed." >&2; \
 		echo "Install it (apt-get install redis-server) or point REDIS_URL at a running Redis." >&2; \

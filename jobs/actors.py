@@ -1,11 +1,20 @@
-"""One Dramatiq actor per registered job; each runs a queued JobRun through the runner."""
+"""The Dramatiq actors of every registered job.
+
+`run_<job>` executes a queued JobRun through the runner. `tick_<job>` carries the job's cron
+schedule for periodiq; a tick only records the run of its slot and sends `run_<job>`.
+"""
 
 import threading
 
 import dramatiq
+import pendulum
+from django.utils import timezone
 from dramatiq.middleware import CurrentMessage
+from periodiq import cron
 
 from jobs.registry import all_jobs, get_job
+
+SCHEDULE_QUEUE = "schedule"
 
 _actors: dict[str, dramatiq.Actor] = {}
 _actors_guard = threading.Lock()
@@ -25,23 +34,63 @@ def run_job(run_id: int) -> None:
     )
 
 
-def actor_for(job_name: str) -> dramatiq.Actor:
-    """The job's actor, declared on the current broker the first time it is asked for."""
-    spec = get_job(job_name)
+def _tick_function(job_name: str):
+    def tick() -> None:
+        from jobs.scheduling import schedule_tick
+
+        scheduled_at = CurrentMessage.get_current_message().options.get("scheduled_at")
+        schedule_tick(
+            job=job_name,
+            scheduled_at=pendulum.parse(scheduled_at) if scheduled_at else timezone.now(),
+        )
+
+    tick.__name__ = tick.__qualname__ = f"tick_{job_name}"
+    return tick
+
+
+def _declare(key: str, make) -> dramatiq.Actor:
     with _actors_guard:
-        actor = _actors.get(job_name)
+        actor = _actors.get(key)
         if actor is None or actor.broker is not dramatiq.get_broker():
-            actor = dramatiq.actor(
-                run_job,
-                actor_name=spec.actor_name,
-                queue_name=spec.queue,
-                max_retries=spec.max_retries,
-                min_backoff=spec.min_backoff_ms,
-                time_limit=spec.time_limit_ms,
-            )
-            _actors[job_name] = actor
+            actor = _actors[key] = make()
         return actor
 
 
+def actor_for(job_name: str) -> dramatiq.Actor:
+    """The job's run actor, declared on the current broker the first time it is asked for."""
+    spec = get_job(job_name)
+    return _declare(
+        spec.actor_name,
+        lambda: dramatiq.actor(
+            run_job,
+            actor_name=spec.actor_name,
+            queue_name=spec.queue,
+            max_retries=spec.max_retries,
+            min_backoff=spec.min_backoff_ms,
+            time_limit=spec.time_limit_ms,
+        ),
+    )
+
+
+def tick_actor_for(job_name: str) -> dramatiq.Actor:
+    """The job's periodic tick actor, carrying its validated cron spec."""
+    from jobs.cron import validate_cron
+
+    spec = get_job(job_name)
+    return _declare(
+        f"tick_{spec.name}",
+        lambda: dramatiq.actor(
+            _tick_function(spec.name),
+            actor_name=f"tick_{spec.name}",
+            queue_name=SCHEDULE_QUEUE,
+            periodic=cron(validate_cron(spec.cron)),
+            max_retries=3,
+            min_backoff=1_000,
+        ),
+    )
+
+
 def declare_all_actors() -> list[dramatiq.Actor]:
-    return [actor_for(spec.name) for spec in all_jobs()]
+    return [actor_for(spec.name) for spec in all_jobs()] + [
+        tick_actor_for(spec.name) for spec in all_jobs()
+    ]

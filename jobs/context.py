@@ -9,11 +9,16 @@ from datetime import datetime
 
 from django.conf import settings
 
+from jobs.middleware import shutdown_requested
 from jobs.models import JobRun
 
 logger = logging.getLogger("steward.jobs")
 
 PROGRESS_INTERVAL_SECONDS = 5.0
+
+
+class RunInterrupted(Exception):
+    """The worker is shutting down: the run stops between batches and is retried."""
 
 
 class JobLogger(logging.LoggerAdapter):
@@ -35,7 +40,13 @@ class JobContext:
         return JobLogger(logger, {"job": self.run.job, "run_id": self.run.pk})
 
     def progress(self, *, done: int, total: int | None, what: str) -> None:
-        """Log progress on long work, at most every few seconds and always at the end."""
+        """Log progress on long work, at most every few seconds and always at the end.
+
+        Called between batches, it is also where a shutting-down worker stops the run: the
+        batch before it has committed, and the retried run sweeps up the rest.
+        """
+        if shutdown_requested.is_set():
+            raise RunInterrupted(f"worker shutting down after {done:,} {what}; will resume")
         now = time.monotonic()
         finished = total is not None and done >= total
         if not finished and now - self._last_progress < PROGRESS_INTERVAL_SECONDS:

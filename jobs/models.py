@@ -132,3 +132,21 @@ class JobRunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of run #{self.run_id}"
+
+
+class JobState(models.Model):
+    """Runtime control of one job, editable without a restart."""
+
+    job = models.CharField(max_length=64, primary_key=True)
+    paused = models.BooleanField(default=False)
+    changed_by = models.CharField(max_length=150, blank=True)
+    change_reason = models.TextField(blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    last_slot = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job"]
+        permissions = [("pause_jobstate", "Can pause and resume jobs")]
+
+    def __str__(self) -> str:
+        return f"{self.job} ({'paused' if self.paused else 'enabled'})"

@@ -106,6 +106,21 @@ def job_run_enqueue(
     return run
 
 
+@transaction.atomic
+def job_run_retry(*, run: JobRun, requested_by: str, reason: str = "") -> JobRun:
+    """A new run of a finished run's job, linked to it, sent to the workers."""
+    retry = job_run_create(
+        job=run.job,
+        trigger=Trigger.RETRY,
+        requested_by=requested_by,
+        reason=reason or f"retry of run #{run.pk}",
+        dry_run=run.dry_run,
+        retry_of=run,
+    )
+    job_run_send(run=retry)
+    return retry
+
+
 def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str = "") -> JobRun:
     """Execute one attempt of a run under the job's lock and record its outcome.
 

@@ -1,10 +1,19 @@
 """The ledger's job bodies and their registration. Each adapts the run context to a service."""
 
+from datetime import timedelta
+
+from django.conf import settings
+
+from jobs.alerts import alert_send
 from jobs.context import JobContext
+from jobs.models import JobRun
 from jobs.registry import JobSpec, register
+from ledger.selectors import escrow_release_lag
 from ledger.services.cycles import cycles_remind_and_default, cycles_remind_and_default_preview
 from ledger.services.escrows import escrows_due, escrows_release_due, escrows_release_preview
 from ledger.services.matches import matches_expire_due, matches_expire_preview
+
+LAG_REALERT_AFTER = timedelta(hours=1)
 
 
 def release_escrows(context: JobContext) -> dict:
@@ -46,6 +55,42 @@ def cycle_reminders(context: JobContext) -> dict:
     )
 
 
+def monitor_business_lag(context: JobContext) -> dict:
+    """Alert when escrows wait for release longer than the threshold (at most hourly)."""
+    lag = escrow_release_lag(as_of=context.as_of)
+    threshold = settings.ESCROW_LAG_ALERT_MINUTES * 60
+    lagging = lag.oldest_overdue_seconds > threshold
+    alert = (
+        lagging
+        and not context.dry_run
+        and not _lag_alerted_since(context.as_of - LAG_REALERT_AFTER)
+    )
+    if lagging:
+        context.log.warning(
+            "%s escrows overdue for release (%s kobo), the oldest by %.0f minutes",
+            f"{lag.overdue_count:,}",
+            f"{lag.overdue_amount:,}",
+            lag.oldest_overdue_seconds / 60,
+        )
+    if alert:
+        alert_send(
+            subject=f"[Steward] {lag.overdue_count} escrows overdue for release",
+            message=(
+                f"{lag.overdue_count} escrows ({lag.overdue_amount} kobo) are past their hold; "
+                f"the oldest by {lag.oldest_overdue_seconds / 60:.0f} minutes (threshold "
+                f"{settings.ESCROW_LAG_ALERT_MINUTES}). Check the workers and release_escrows."
+            ),
+            run=context.run,
+        )
+    return {**lag.as_dict(), "threshold_seconds": threshold, "lagging": lagging, "alerted": alert}
+
+
+def _lag_alerted_since(since) -> bool:
+    return JobRun.objects.filter(
+        job="monitor_business_lag", summary__alerted=True, finished_at__gte=since
+    ).exists()
+
+
 def register_ledger_jobs() -> None:
     register(
         JobSpec(
@@ -72,5 +117,14 @@ def register_ledger_jobs() -> None:
             cron="0 9 * * *",
             description="Remind once for obligated cycles due within 7 days; default overdue "
             "cycles with a -0.10 trust penalty.",
+        )
+    )
+    register(
+        JobSpec(
+            name="monitor_business_lag",
+            body=monitor_business_lag,
+            cron="*/5 * * * *",
+            description="Alert when escrows are overdue for release by more than "
+            "ESCROW_LAG_ALERT_MINUTES (re-alerting at most hourly).",
         )
     )

@@ -149,7 +149,9 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Pipelines",
         "dramatiq.middleware.Retries",
         "dramatiq.middleware.CurrentMessage",
-        "periodiq.PeriodiqMiddleware",
+        "jobs.middleware.SlotTicks",
+        "jobs.middleware.GracefulShutdown",
+        "jobs.middleware.WorkerMetrics",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
     ],
 }
@@ -170,6 +172,20 @@ STEWARD_JOB_OVERRIDES = {
 }
 STEWARD_ALERT_BACKEND = env_str("STEWARD_ALERT_BACKEND", "jobs.alerts.MailAdminsAlertBackend")
 STEWARD_BATCH_SIZE = env_int("STEWARD_BATCH_SIZE", 1_000)
+# Ticks only record their slot's run, so a late tick is still worth recording.
+STEWARD_TICK_SKIP_DELAY_SECONDS = env_int("STEWARD_TICK_SKIP_DELAY_SECONDS", 3_600)
+# Slots of the last day an operator sees as missed when the scheduler was down.
+STEWARD_MISSED_SLOT_WINDOW_HOURS = env_int("STEWARD_MISSED_SLOT_WINDOW_HOURS", 24)
+# Per-queue rate limits for jobs that call external services: "queue=limit/seconds,...".
+STEWARD_QUEUE_RATE_LIMITS = env_str("STEWARD_QUEUE_RATE_LIMITS", "notifications=600/60")
+# Alert when an escrow is overdue for release by more than this.
+ESCROW_LAG_ALERT_MINUTES = env_int("ESCROW_LAG_ALERT_MINUTES", 120)
+STEWARD_METRICS_COLLECTORS = [
+    "jobs.metrics.JobRunCollector",
+    "ledger.metrics.EscrowLagCollector",
+]
+# Bearer token for /metrics; empty leaves it open to the network the web server listens on.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # Ledger rules, in hours/days so tests and the fault suite can shorten them.
 ESCROW_HOLD_HOURS = env_int("ESCROW_HOLD_HOURS", 48)

@@ -75,15 +75,22 @@ class WorkerProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def signal(self, signum: int) -> None:
-        os.killpg(self.process.pid, signum)
+        """SIGKILL hits the whole process group, as an OOM kill or power loss would; other
+        signals go to Dramatiq's main process, which forwards them once to its workers (a
+        worker process that gets a second SIGTERM kills itself)."""
+        if signum == signal.SIGKILL:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.process.wait(timeout=10)
         self._log.close()

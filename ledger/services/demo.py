@@ -34,6 +34,7 @@ from ledger.services.transfers import (
 )
 
 CHUNK = 5_000
+MIN_DONATION = 1_000
 
 
 class DemoDataExists(Exception):
@@ -105,16 +106,19 @@ def demo_seed(*, plan: DemoPlan, now: datetime | None = None) -> dict:
     wallet_ids = [wallet.pk for wallet in wallets]
     hold = timedelta(hours=settings.ESCROW_HOLD_HOURS)
 
-    def pick_pair() -> tuple[int, int]:
-        donor, recipient = rng.sample(wallet_ids, 2)
-        return donor, recipient
+    def pick_pair(*, donor_needs: int = 0) -> tuple[int, int]:
+        for _ in range(1_000):
+            donor, recipient = rng.sample(wallet_ids, 2)
+            if balances[donor] >= donor_needs:
+                return donor, recipient
+        raise ValueError("demo donors ran out of money; plan fewer donations per user")
 
     holding = int(plan.users * plan.holding_escrows)
     obligated = int(plan.users * plan.obligated_cycles)
     donation_rows = []
     for i in range(holding + obligated):
-        donor, recipient = pick_pair()
-        amount = min(rng.randrange(1_000, 20_001, 100), balances[donor])
+        donor, recipient = pick_pair(donor_needs=MIN_DONATION)
+        amount = min(rng.randrange(MIN_DONATION, 20_001, 100), balances[donor])
         balances[donor] -= amount
         if i < holding:
             due = i < holding * plan.due_escrow_share

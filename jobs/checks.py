@@ -1,0 +1,33 @@
+"""System checks: every job's cron spec is valid before anything is scheduled."""
+
+from django.conf import settings
+from django.core.checks import Error, register
+from django.core.exceptions import ImproperlyConfigured
+
+from jobs.cron import CronError, validate_cron
+from jobs.ratelimits import parse_rate_limits
+from jobs.registry import all_jobs
+
+
+def cron_errors() -> list[str]:
+    errors = []
+    for spec in all_jobs():
+        try:
+            validate_cron(spec.cron)
+        except CronError as exc:
+            errors.append(f"job {spec.name}: cron {spec.cron!r} is invalid: {exc}")
+    return errors
+
+
+@register()
+def check_job_crons(app_configs, **kwargs) -> list[Error]:
+    return [Error(message, id="steward.E001") for message in cron_errors()]
+
+
+@register()
+def check_rate_limits(app_configs, **kwargs) -> list[Error]:
+    try:
+        parse_rate_limits(settings.STEWARD_QUEUE_RATE_LIMITS)
+    except ImproperlyConfigured as exc:
+        return [Error(f"STEWARD_QUEUE_RATE_LIMITS: {exc}", id="steward.E002")]
+    return []

@@ -1,0 +1,72 @@
+"""Dramatiq middleware of Steward's own, in Dramatiq's style."""
+
+import threading
+
+from django.conf import settings
+from dramatiq.middleware import Middleware
+from dramatiq.middleware.prometheus import Prometheus
+from periodiq import PeriodiqMiddleware
+
+shutdown_requested = threading.Event()
+
+
+class SlotTicks(PeriodiqMiddleware):
+    """periodiq's middleware with a skip delay long enough that a busy worker never drops a
+    tick: each tick only records its (job, slot) run, and the unique constraint makes a late
+    or repeated tick harmless.
+
+    Parameters:
+      skip_delay(int): Seconds after which a tick message is dropped. Defaults to the
+        ``STEWARD_TICK_SKIP_DELAY_SECONDS`` setting.
+    """
+
+    def __init__(self, *, skip_delay: int | None = None) -> None:
+        super().__init__(skip_delay=skip_delay or settings.STEWARD_TICK_SKIP_DELAY_SECONDS)
+
+
+class GracefulShutdown(Middleware):
+    """Tells running jobs that the worker is shutting down, so a sweep stops after the batch
+    it is in (each batch is its own transaction) and its run is retried to finish the rest."""
+
+    def after_worker_boot(self, broker, worker) -> None:
+        shutdown_requested.clear()
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        shutdown_requested.set()
+
+
+class WorkerMetrics(Prometheus):
+    """Dramatiq's Prometheus middleware, inert in processes that never booted as a worker
+    process (the web app, in-process test workers), where its metrics do not exist."""
+
+    booted = False
+
+    def after_process_boot(self, broker) -> None:
+        super().after_process_boot(broker)
+        self.booted = True
+
+    def after_nack(self, broker, message) -> None:
+        if self.booted:
+            super().after_nack(broker, message)
+
+    def after_enqueue(self, broker, message, delay) -> None:
+        if self.booted:
+            super().after_enqueue(broker, message, delay)
+
+    def before_delay_message(self, broker, message) -> None:
+        if self.booted:
+            super().before_delay_message(broker, message)
+
+    def before_process_message(self, broker, message) -> None:
+        if self.booted:
+            super().before_process_message(broker, message)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        if self.booted:
+            super().after_process_message(broker, message, result=result, exception=exception)
+
+    after_skip_message = after_process_message
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        if self.booted:
+            super().after_worker_shutdown(broker, worker)

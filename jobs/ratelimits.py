@@ -1,0 +1,42 @@
+"""Per-queue rate limits for jobs that call external services, shared by the whole fleet
+through Dramatiq's rate limiters on the Redis backend."""
+
+from __future__ import annotations
+
+import functools
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from dramatiq.rate_limits import WindowRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
+
+
+def parse_rate_limits(text: str) -> dict[str, tuple[int, int]]:
+    """`"notifications=600/60,email=100/60"` -> {name: (limit, window seconds)}."""
+    limits = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            name, rate = item.split("=")
+            limit, window = (int(value) for value in rate.split("/"))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"rate limit {item!r} is not NAME=LIMIT/SECONDS (e.g. notifications=600/60)"
+            ) from None
+        if limit < 1 or window < 1:
+            raise ImproperlyConfigured(f"rate limit {item!r} needs a positive limit and window")
+        limits[name.strip()] = (limit, window)
+    return limits
+
+
+@functools.cache
+def _backend() -> RedisBackend:
+    return RedisBackend(url=settings.REDIS_URL)
+
+
+def rate_limiter(name: str) -> WindowRateLimiter | None:
+    """The fleet-wide limiter for `name` from STEWARD_QUEUE_RATE_LIMITS, or None if unlimited."""
+    configured = parse_rate_limits(settings.STEWARD_QUEUE_RATE_LIMITS).get(name)
+    if configured is None:
+        return None
+    limit, window = configured
+    return WindowRateLimiter(_backend(), f"steward:{name}", limit=limit, window=window)

@@ -1,0 +1,208 @@
+"""Scheduling and shutdown with real worker and scheduler processes."""
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.request import urlopen
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.actors import tick_actor_for
+from jobs.models import AttemptStatus, JobRun, RunStatus
+from jobs.services import job_run_create, job_run_enqueue, job_run_execute
+from ledger.models import Escrow, EscrowStatus, Transfer
+from ledger.services.demo import DemoPlan, demo_seed
+from tests.factories import HOLD, donation_at
+from tests.invariants import assert_ledger_consistent
+from tests.workers import WorkerProcess, subprocess_env
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def wait_for(predicate, timeout=60.0, interval=0.1, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def run_finished(run_id):
+    return lambda: JobRun.objects.get(pk=run_id).is_finished
+
+
+def test_a_duplicated_tick_message_through_the_worker_gives_one_run_and_one_effect(
+    worker_process,
+):
+    # given two due escrows and the same slot's tick message delivered twice
+    now = timezone.now()
+    for _ in range(2):
+        donation_at(at=now - HOLD - timedelta(minutes=1))
+    scheduled_at = now.replace(second=0, microsecond=0).isoformat()
+    tick = tick_actor_for("release_escrows")
+    tick.send_with_options(scheduled_at=scheduled_at)
+    tick.send_with_options(scheduled_at=scheduled_at)
+
+    # when the worker has processed both ticks and the run they recorded
+    wait_for(lambda: JobRun.objects.filter(job="release_escrows").exists(), message="a run")
+    run = JobRun.objects.get(job="release_escrows")
+    wait_for(run_finished(run.pk), message="the run")
+    time.sleep(1)
+
+    # then there is one run for the slot and each escrow was released and paid once
+    assert JobRun.objects.filter(job="release_escrows").count() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.summary["escrows_released"] == 2
+    assert Transfer.objects.filter(kind="escrow_release").count() == 2
+    assert_ledger_consistent()
+
+
+def test_two_real_schedulers_record_one_run_per_slot(tmp_path):
+    # given two scheduler processes and a worker, with release_escrows ticking every minute
+    env = subprocess_env(STEWARD_JOB_RELEASE_ESCROWS_CRON="* * * * *")
+    worker = WorkerProcess(
+        log_path=tmp_path / "worker.log", env={"STEWARD_JOB_RELEASE_ESCROWS_CRON": "* * * * *"}
+    )
+    worker.start()
+    schedulers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "runscheduler"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=open(tmp_path / f"scheduler{i}.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        # when both have ticked at least one full minute boundary
+        start = datetime.now(UTC)
+        boundary = (start + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        wait_for(
+            lambda: JobRun.objects.filter(job="release_escrows", slot__gte=boundary).exists(),
+            timeout=(boundary - start).total_seconds() + 45,
+            interval=0.5,
+            message="the next minute's run",
+        )
+        time.sleep(3)
+    finally:
+        for process in schedulers:
+            process.send_signal(signal.SIGINT)
+        for process in schedulers:
+            process.wait(timeout=20)
+        worker.stop()
+
+    # then every recorded slot has exactly one run, and both schedulers did tick
+    runs = list(JobRun.objects.filter(job="release_escrows").values_list("slot", flat=True))
+    assert len(runs) == len(set(runs)) >= 1
+    for i in range(2):
+        assert "tick_release_escrows" in (tmp_path / f"scheduler{i}.log").read_text()
+    assert (tmp_path / "worker.log").read_text().count("already recorded") >= 1
+
+
+def seed_due_escrows(count: int) -> int:
+    demo_seed(
+        plan=DemoPlan(
+            users=count // 4,
+            seed=7,
+            holding_escrows=4.0,
+            due_escrow_share=1.0,
+            pending_matches=0,
+            obligated_cycles=0,
+        )
+    )
+    return Escrow.objects.filter(
+        status=EscrowStatus.HOLDING, hold_until__lte=timezone.now()
+    ).count()
+
+
+def released_count() -> int:
+    return Escrow.objects.filter(status=EscrowStatus.RELEASED).count()
+
+
+@pytest.mark.parametrize("fault", ["SIGTERM", "SIGKILL"])
+def test_a_worker_stopped_mid_run_leaves_consistent_state_and_the_next_run_finishes(
+    tmp_path, fault
+):
+    # given a large backlog of due escrows, released in small batches by a real worker
+    due = seed_due_escrows(8_000)
+    worker = WorkerProcess(log_path=tmp_path / "worker.log", env={"STEWARD_BATCH_SIZE": "50"})
+    worker.start()
+    run = job_run_enqueue(job="release_escrows", trigger="cli", reason=f"{fault} test")
+
+    # when the worker gets the signal in the middle of the sweep
+    wait_for(lambda: released_count() > 0, message="the first batches")
+    worker.signal(getattr(signal, fault))
+    started = time.monotonic()
+    worker.process.wait(timeout=30)
+    stop_seconds = time.monotonic() - started
+    worker.stop()
+
+    # then it stopped part-way, every batch is all-or-nothing, and money is conserved
+    part = released_count()
+    assert 0 < part < due
+    assert_ledger_consistent()
+    run.refresh_from_db()
+    if fault == "SIGTERM":
+        # a graceful stop finishes its batch, exits promptly and leaves the run to be retried
+        assert stop_seconds < 20
+        assert run.status == RunStatus.QUEUED
+        attempt = run.attempts.get()
+        assert attempt.status == AttemptStatus.FAILED
+        assert "RunInterrupted" in attempt.error
+        assert "will resume" in worker.log_text()
+        # when a worker comes back, the retry finishes the sweep
+        again = WorkerProcess(log_path=tmp_path / "worker2.log")
+        again.start()
+        try:
+            wait_for(run_finished(run.pk), message="the retried run")
+        finally:
+            again.stop()
+        run.refresh_from_db()
+        assert run.status == RunStatus.SUCCEEDED
+        assert run.attempts.count() == 2
+    else:
+        # a killed worker leaves the run running; the next run takes over and finishes
+        assert run.status == RunStatus.RUNNING
+        next_run = job_run_create(job="release_escrows", trigger="cli")
+        next_run = job_run_execute(run_id=next_run.pk)
+        assert next_run.status == RunStatus.SUCCEEDED
+        assert next_run.summary["escrows_released"] == due - part
+        run.refresh_from_db()
+        assert run.status == RunStatus.FAILED
+        assert "worker lost" in run.error
+    assert released_count() == due
+    assert_ledger_consistent()
+
+
+def test_a_real_worker_exports_dramatiq_prometheus_metrics(tmp_path):
+    # given a worker exporting metrics on a private port, and one run it processed
+    port = "19291"
+    worker = WorkerProcess(log_path=tmp_path / "worker.log", env={"dramatiq_prom_port": port})
+    worker.start()
+    try:
+        run = job_run_enqueue(job="expire_matches", trigger="cli")
+        wait_for(run_finished(run.pk), message="the run")
+
+        # then its exposition server reports the processed message
+        def scraped():
+            try:
+                return urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            except OSError:
+                return ""
+
+        wait_for(
+            lambda: 'actor_name="run_expire_matches"' in scraped(),
+            timeout=30,
+            message="worker metrics",
+        )
+        assert "dramatiq_messages_total" in scraped()
+    finally:
+        worker.stop()

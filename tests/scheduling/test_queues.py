@@ -1,0 +1,125 @@
+"""Queue statistics and dead letters against the real Redis broker."""
+
+import uuid
+
+import pytest
+from django.test import override_settings
+
+from jobs.actors import actor_for
+from jobs.models import JobRun, RunStatus, Trigger
+from jobs.queues import (
+    UnknownQueue,
+    queue_clear,
+    queue_dead_messages,
+    queue_requeue_dead,
+    queue_stats,
+)
+from jobs.ratelimits import rate_limiter
+from jobs.services import job_run_create
+
+
+def stats_of(name):
+    return next(stats for stats in queue_stats() if stats.name == name)
+
+
+def dead_letter_one(broker, queue):
+    """Fetch one message the way a worker does and fail it, as Retries does at the end."""
+    consumer = broker.consume(queue, prefetch=1, timeout=1000)
+    try:
+        message = next(consumer)
+        consumer.nack(message)
+    finally:
+        consumer.close()
+    return message
+
+
+@pytest.mark.django_db
+def test_queue_stats_reflect_waiting_delayed_in_flight_and_dead_messages(broker):
+    # given messages put on the default queue in each state
+    actor = actor_for("expire_matches")
+    for run_id in (1, 2, 3, 4):
+        actor.send(run_id)
+    actor.send_with_options(args=(5,), delay=60_000)
+    dead_letter_one(broker, "default")
+    consumer = broker.consume("default", prefetch=1, timeout=1000)
+    in_flight = next(consumer)
+
+    # then the statistics count each of them
+    stats = stats_of("default")
+    assert (stats.waiting, stats.delayed, stats.in_flight, stats.dead_lettered) == (2, 1, 1, 1)
+    assert {"default", "money", "schedule"} <= {stats.name for stats in queue_stats()}
+    consumer.ack(in_flight)
+    consumer.close()
+
+
+@pytest.mark.django_db
+def test_requeueing_a_dead_run_message_of_an_unfinished_run_sends_it_again(broker):
+    # given a queued run whose message was dead-lettered
+    run = job_run_create(job="expire_matches", trigger=Trigger.CLI)
+    actor_for("expire_matches").send(run.pk)
+    dead = dead_letter_one(broker, "default")
+    assert [m.message_id for m in queue_dead_messages(queue="default")] == [dead.message_id]
+
+    # when an operator requeues the dead letters
+    counts = queue_requeue_dead(queue="default", requested_by="ops")
+
+    # then the message waits on its queue again and the dead-letter queue is empty
+    assert counts == {"requeued": 1, "runs_retried": 0}
+    stats = stats_of("default")
+    assert (stats.waiting, stats.dead_lettered) == (1, 0)
+
+
+@pytest.mark.django_db
+def test_requeueing_the_dead_message_of_a_failed_run_creates_a_linked_retry(broker):
+    # given a failed run whose message ended in the dead-letter queue
+    run = job_run_create(job="expire_matches", trigger=Trigger.CLI)
+    JobRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error="boom")
+    actor_for("expire_matches").send(run.pk)
+    dead_letter_one(broker, "default")
+
+    # when it is requeued
+    counts = queue_requeue_dead(queue="default", requested_by="ops")
+
+    # then a new retry run links to the failed one, which keeps its record
+    assert counts == {"requeued": 1, "runs_retried": 1}
+    retry = JobRun.objects.get(retry_of=run)
+    assert retry.trigger == Trigger.RETRY
+    assert retry.requested_by == "ops"
+    assert JobRun.objects.get(pk=run.pk).status == RunStatus.FAILED
+
+
+@pytest.mark.django_db
+def test_clearing_a_queue_drops_its_messages(broker):
+    actor = actor_for("expire_matches")
+    actor.send(1)
+    actor.send_with_options(args=(2,), delay=60_000)
+    queue_clear(queue="default", requested_by="ops")
+    stats = stats_of("default")
+    assert (stats.waiting, stats.delayed) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_unknown_queues_are_refused(broker):
+    with pytest.raises(UnknownQueue, match="known queues"):
+        queue_clear(queue="nope", requested_by="ops")
+    with pytest.raises(UnknownQueue):
+        queue_requeue_dead(queue="nope", requested_by="ops")
+
+
+def test_a_queue_rate_limit_is_shared_through_redis():
+    # given a limit of 3 per minute on a fresh name
+    name = f"test-{uuid.uuid4().hex}"
+    with override_settings(STEWARD_QUEUE_RATE_LIMITS=f"{name}=3/60"):
+        first, second = rate_limiter(name), rate_limiter(name)
+    acquired = []
+    # when two limiters (two workers) draw on it
+    for limiter in (first, second, first, second):
+        with limiter.acquire(raise_on_failure=False) as ok:
+            acquired.append(ok)
+    # then only three calls go through
+    assert acquired == [True, True, True, False]
+
+
+def test_unlimited_names_have_no_limiter():
+    with override_settings(STEWARD_QUEUE_RATE_LIMITS=""):
+        assert rate_limiter("anything") is None
