@@ -34,6 +34,10 @@ class GracefulShutdown(Middleware):
     def before_worker_shutdown(self, broker, worker) -> None:
         shutdown_requested.set()
 
+    def after_worker_shutdown(self, broker, worker) -> None:
+        # Its threads have stopped; other code in this process (tests) runs on undisturbed.
+        shutdown_requested.clear()
+
 
 class WorkerMetrics(Prometheus):
     """Dramatiq's Prometheus middleware, inert in processes that never booted as a worker

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
-from ledger.models import Donation, Wallet
-from ledger.services.donations import donation_create, wallet_deposit
+from ledger.models import Donation, DonationCycle, Match, Wallet
+from ledger.services.donations import donation_create, match_create, wallet_deposit
+from ledger.services.escrows import escrows_release_due
 
 HOLD = timedelta(hours=settings.ESCROW_HOLD_HOURS)
 
@@ -51,3 +52,33 @@ def donation_at(
         amount=amount,
         at=at,
     )
+
+
+def match_at(
+    *,
+    at: datetime,
+    amount: int = 10_000,
+    donor: Wallet | None = None,
+    recipient: Wallet | None = None,
+) -> Match:
+    """A pending match created at `at`, so it expires at `at + MATCH_EXPIRY_HOURS`."""
+    return match_create(
+        donor=donor or WalletFactory(),
+        recipient=recipient or WalletFactory(),
+        amount=amount,
+        at=at,
+    )
+
+
+def obligated_cycle(
+    *, due_at: datetime, amount: int = 10_000, wallet: Wallet | None = None
+) -> DonationCycle:
+    """An obligated cycle due at `due_at`, made the way production makes it: a donation whose
+    escrow is released by the release service exactly when its hold ends.
+
+    The release sweeps every escrow due at that moment, so build cycles before other escrows.
+    """
+    released_at = due_at - timedelta(days=settings.CYCLE_DUE_DAYS)
+    donation = donation_at(at=released_at - HOLD, amount=amount, recipient=wallet)
+    escrows_release_due(as_of=released_at)
+    return DonationCycle.objects.get(donation=donation)

@@ -1,5 +1,6 @@
 """Run a job through the same runner as the scheduler, the admin and the API."""
 
+import argparse
 import json
 import time
 from datetime import datetime
@@ -17,8 +18,10 @@ def parse_as_of(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise CommandError(
-            f"--as-of {value!r} is not an ISO-8601 time (e.g. 2026-11-22T09:00:00Z)"
+        # An argparse `type` must raise ArgumentTypeError: any other exception escapes
+        # parse_args as a traceback when the command runs from the command line.
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO-8601 time (e.g. 2026-11-22T09:00:00Z)"
         ) from None
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)

@@ -1,0 +1,190 @@
+"""`manage.py runjob`: listing, running every job, and refusing bad input without writing."""
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from jobs.models import JobRun, RunStatus, Trigger
+from jobs.registry import all_jobs
+from ledger.models import CycleStatus, EscrowStatus, MatchStatus
+from tests.factories import HOLD, donation_at, match_at, obligated_cycle
+from tests.workers import subprocess_env
+
+AS_OF = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+LEDGER_JOBS = {
+    "release_escrows": "0 * * * *",
+    "expire_matches": "0 */6 * * *",
+    "cycle_reminders": "0 9 * * *",
+}
+BAD_INPUT = [
+    pytest.param(["no_such_job"], "unknown job 'no_such_job'", id="unknown-job"),
+    pytest.param(
+        ["release_escrows", "--as-of", "yesterday"],
+        "'yesterday' is not an ISO-8601",
+        id="as-of-word",
+    ),
+    pytest.param(
+        ["release_escrows", "--as-of", "2026-13-01"],
+        "'2026-13-01' is not an ISO-8601",
+        id="as-of-month-13",
+    ),
+    pytest.param(
+        ["release_escrows", "--wait"], "--wait only applies with --enqueue", id="wait-no-enqueue"
+    ),
+    pytest.param([], "name a job to run, or use --list or --all", id="no-job"),
+    pytest.param(
+        ["release_escrows", "--all"], "give a job name or --all, not both", id="job-and-all"
+    ),
+    pytest.param(
+        ["release_escrows", "--enqueue", "--timeout", "0"],
+        "--timeout must be a positive number",
+        id="timeout-zero",
+    ),
+]
+
+
+def _runjob(*args: str) -> str:
+    out = StringIO()
+    call_command("runjob", *args, stdout=out)
+    return out.getvalue()
+
+
+def _manage(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_list_shows_each_ledger_job_with_its_cron():
+    # given the registered jobs
+    # when the jobs are listed
+    output = _runjob("--list")
+
+    # then each ledger job has a line with its name and cron spec, and nothing ran
+    lines = {line.split()[0]: line for line in output.splitlines() if line.strip()}
+    for name, cron in LEDGER_JOBS.items():
+        assert name in lines, output
+        assert f"  {cron}  " in lines[name]
+    assert set(lines) == {spec.name for spec in all_jobs()}
+
+
+@pytest.mark.django_db
+def test_all_runs_every_job_through_the_runner():
+    # given one overdue cycle, one due escrow and one stale match
+    cycle = obligated_cycle(due_at=AS_OF - timedelta(days=1))
+    escrow = donation_at(at=AS_OF - HOLD - timedelta(minutes=1)).escrow
+    match = match_at(at=AS_OF - timedelta(days=2))
+    assert not JobRun.objects.exists()
+
+    # when every job is run from the CLI as of one time
+    output = _runjob("--all", "--as-of", AS_OF.isoformat())
+
+    # then one CLI run per registered job is recorded, each succeeded
+    runs = {run.job: run for run in JobRun.objects.all()}
+    assert set(runs) == {spec.name for spec in all_jobs()}
+    assert set(LEDGER_JOBS) <= set(runs)
+    for run in runs.values():
+        assert run.status == RunStatus.SUCCEEDED, (run.job, run.error)
+        assert run.trigger == Trigger.CLI
+        assert run.as_of == AS_OF
+        assert f"{run.job} run #{run.pk}: succeeded" in output
+    # and each ledger job did its work
+    assert runs["release_escrows"].summary["escrows_released"] == 1
+    assert runs["expire_matches"].summary["matches_expired"] == 1
+    assert runs["cycle_reminders"].summary["cycles_defaulted"] == 1
+    escrow.refresh_from_db()
+    match.refresh_from_db()
+    cycle.refresh_from_db()
+    assert escrow.status == EscrowStatus.RELEASED
+    assert match.status == MatchStatus.EXPIRED
+    assert cycle.status == CycleStatus.DEFAULTED
+
+
+@pytest.mark.django_db
+def test_dry_run_from_the_cli_is_recorded_and_changes_nothing():
+    # given a due escrow
+    escrow = donation_at(at=AS_OF - HOLD - timedelta(minutes=1)).escrow
+
+    # when the job is dry-run from the CLI
+    output = _runjob("release_escrows", "--dry-run", "--as-of", AS_OF.isoformat())
+
+    # then the run is recorded as a dry run reporting the escrow, which is still holding
+    run = JobRun.objects.get()
+    assert run.dry_run is True
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.summary["escrows_released"] == 1
+    assert "escrows_released: 1" in output
+    escrow.refresh_from_db()
+    assert escrow.status == EscrowStatus.HOLDING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT)
+def test_bad_input_is_a_command_error_and_writes_nothing(args, message):
+    # given a due escrow that any run would release
+    escrow = donation_at(at=AS_OF - HOLD - timedelta(hours=1)).escrow
+
+    # when runjob is called with bad input
+    with pytest.raises(CommandError) as error:
+        _runjob(*args)
+
+    # then the error says what is wrong, and no run was recorded or made
+    assert message in str(error.value)
+    assert JobRun.objects.count() == 0
+    escrow.refresh_from_db()
+    assert escrow.status == EscrowStatus.HOLDING
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT)
+def test_bad_input_from_the_command_line_exits_non_zero_without_a_traceback(args, message):
+    # given a due escrow that any run would release
+    escrow = donation_at(at=AS_OF - HOLD - timedelta(hours=1)).escrow
+
+    # when runjob runs as a process with bad input
+    result = _manage("runjob", *args)
+
+    # then it exits non-zero with the message on the last line of stderr and no traceback
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert message in last_line, result.stderr
+    assert result.stdout == ""
+    # and nothing was written
+    assert JobRun.objects.count() == 0
+    escrow.refresh_from_db()
+    assert escrow.status == EscrowStatus.HOLDING
+
+
+@pytest.mark.django_db
+def test_a_failing_job_is_reported_in_one_line_and_recorded_with_its_traceback(
+    register_test_job,
+):
+    # given a job whose body raises
+    def body(context):
+        raise RuntimeError("ledger out of balance")
+
+    spec = register_test_job(body)
+    out = StringIO()
+
+    # when it is run from the CLI
+    with pytest.raises(CommandError) as error:
+        call_command("runjob", spec.name, stdout=out)
+
+    # then the command fails naming the run, and the run keeps the error and traceback
+    run = JobRun.objects.get(job=spec.name)
+    assert str(error.value) == f"{spec.name} #{run.pk} failed"
+    assert run.status == RunStatus.FAILED
+    assert run.error == "RuntimeError: ledger out of balance"
+    assert "Traceback" in run.traceback
+    assert "   error: RuntimeError: ledger out of balance" in out.getvalue()
