@@ -7,10 +7,11 @@ import os
 import socket
 import time
 import traceback
+from contextlib import nullcontext
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -217,8 +218,12 @@ def _execute_locked(run: JobRun, body, *, final_attempt: bool, message_id: str) 
     context = JobContext(run=run, as_of=run.as_of, dry_run=run.dry_run)
     _log_start(run, attempt_number)
     started = time.monotonic()
+    # Inside a caller's transaction, a savepoint keeps a failed body from aborting it, so the
+    # failure can still be recorded; on its own the body commits batch by batch.
+    body_scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        summary = body(context)
+        with body_scope:
+            summary = body(context)
     except BaseException as exc:
         _record_failure(
             run, attempt, exc, final_attempt=final_attempt, duration_ms=_elapsed_ms(started)

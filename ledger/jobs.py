@@ -10,8 +10,10 @@ from jobs.models import JobRun
 from jobs.registry import JobSpec, register
 from ledger.selectors import escrow_release_lag
 from ledger.services.cycles import cycles_remind_and_default, cycles_remind_and_default_preview
+from ledger.services.delivery import notifications_deliver_due, notifications_deliver_preview
 from ledger.services.escrows import escrows_due, escrows_release_due, escrows_release_preview
 from ledger.services.matches import matches_expire_due, matches_expire_preview
+from ledger.services.reconcile import ledger_reconcile
 
 LAG_REALERT_AFTER = timedelta(hours=1)
 
@@ -53,6 +55,42 @@ def cycle_reminders(context: JobContext) -> dict:
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=None, what="cycles"),
     )
+
+
+def deliver_notifications(context: JobContext) -> dict:
+    if context.dry_run:
+        return {"dry_run": True, **notifications_deliver_preview(as_of=context.as_of)}
+    summary = notifications_deliver_due(
+        as_of=context.as_of,
+        batch_size=context.batch_size,
+        on_progress=lambda done: context.progress(done=done, total=None, what="notifications"),
+    )
+    context.log.info(
+        "Delivered %s notifications (%s retrying, %s failed)",
+        f"{summary['sent']:,}",
+        summary["retry_scheduled"],
+        summary["failed"],
+    )
+    return summary
+
+
+def reconcile_ledger(context: JobContext) -> dict:
+    """Read-only, so a dry run is the same check."""
+    report = ledger_reconcile()
+    for check in report["checks"]:
+        if check["ok"]:
+            context.log.info("Check %s: ok", check["check"])
+        else:
+            context.log.error(
+                "Check %s: %s difference(s), e.g. %s",
+                check["check"],
+                check["differences"],
+                check["sample"][:3],
+            )
+    if not report["clean"]:
+        failed = [check["check"] for check in report["checks"] if not check["ok"]]
+        context.mark_partial(f"ledger differences found: {', '.join(failed)}")
+    return report
 
 
 def monitor_business_lag(context: JobContext) -> dict:
@@ -126,5 +164,25 @@ def register_ledger_jobs() -> None:
             cron="*/5 * * * *",
             description="Alert when escrows are overdue for release by more than "
             "ESCROW_LAG_ALERT_MINUTES (re-alerting at most hourly).",
+        )
+    )
+    register(
+        JobSpec(
+            name="deliver_notifications",
+            body=deliver_notifications,
+            cron="* * * * *",
+            queue="notifications",
+            description="Send pending outbox rows through their channel (email, push, SMS), "
+            "each at most once; retry failures with backoff; rate-limited per channel.",
+        )
+    )
+    register(
+        JobSpec(
+            name="reconcile_ledger",
+            body=reconcile_ledger,
+            cron="30 3 * * *",
+            description="Prove debits = credits per asset, cached balances = transfer replay, "
+            "no negative balance, each escrow booked once, no pool paid twice; alert on any "
+            "difference.",
         )
     )

@@ -287,8 +287,23 @@ class Channel(models.TextChoices):
 
 class NotificationStatus(models.TextChoices):
     PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+
+
+# SENDING is claimed by one delivery; it never goes back to PENDING once the send may have
+# happened, so a dedupe key is never sent twice.
+NOTIFICATION_TRANSITIONS = {
+    NotificationStatus.PENDING: {NotificationStatus.SENDING},
+    NotificationStatus.SENDING: {
+        NotificationStatus.SENT,
+        NotificationStatus.PENDING,
+        NotificationStatus.FAILED,
+    },
+    NotificationStatus.SENT: set(),
+    NotificationStatus.FAILED: set(),
+}
 
 
 class Notification(models.Model):
@@ -306,6 +321,7 @@ class Notification(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

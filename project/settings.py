@@ -176,8 +176,20 @@ STEWARD_BATCH_SIZE = env_int("STEWARD_BATCH_SIZE", 1_000)
 STEWARD_TICK_SKIP_DELAY_SECONDS = env_int("STEWARD_TICK_SKIP_DELAY_SECONDS", 3_600)
 # Slots of the last day an operator sees as missed when the scheduler was down.
 STEWARD_MISSED_SLOT_WINDOW_HOURS = env_int("STEWARD_MISSED_SLOT_WINDOW_HOURS", 24)
-# Per-queue rate limits for jobs that call external services: "queue=limit/seconds,...".
-STEWARD_QUEUE_RATE_LIMITS = env_str("STEWARD_QUEUE_RATE_LIMITS", "notifications=600/60")
+# Fleet-wide rate limits for jobs that call external services: "name=limit/seconds,...".
+# Notification delivery draws on "channel-<channel>".
+STEWARD_QUEUE_RATE_LIMITS = env_str(
+    "STEWARD_QUEUE_RATE_LIMITS", "channel-push=6000/60,channel-sms=600/60,channel-email=600/60"
+)
+STEWARD_CHANNEL_BACKENDS = {
+    "push": env_str("STEWARD_PUSH_BACKEND", "ledger.channels.LoggingChannel"),
+    "sms": env_str("STEWARD_SMS_BACKEND", "ledger.channels.LoggingChannel"),
+    "email": env_str("STEWARD_EMAIL_CHANNEL_BACKEND", "ledger.channels.EmailChannel"),
+}
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5)
+NOTIFICATION_BACKOFF_SECONDS = env_int("NOTIFICATION_BACKOFF_SECONDS", 30)
+# A notification claimed for sending longer ago than this belongs to a lost worker.
+NOTIFICATION_SENDING_TIMEOUT_MINUTES = env_int("NOTIFICATION_SENDING_TIMEOUT_MINUTES", 15)
 # Alert when an escrow is overdue for release by more than this.
 ESCROW_LAG_ALERT_MINUTES = env_int("ESCROW_LAG_ALERT_MINUTES", 120)
 STEWARD_METRICS_COLLECTORS = [
