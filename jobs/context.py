@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 
+from jobs.fanout import FanOut, pk_ranges
 from jobs.middleware import shutdown_requested
 from jobs.models import JobRun
 
@@ -58,6 +59,39 @@ class JobContext:
             )
         else:
             self.log.info("Progress: %s %s", f"{done:,}", what)
+
+    @property
+    def pk_range(self) -> tuple[int, int | None] | None:
+        """A shard run's slice of the table, or None for a run over everything due."""
+        if not self.run.shard:
+            return None
+        return self.run.shard["pk_from"], self.run.shard["pk_to"]
+
+    def should_fan_out(self, backlog: int) -> bool:
+        """Whether a backlog this large goes to shard runs (never for a shard or a dry run)."""
+        threshold = settings.STEWARD_FANOUT_THRESHOLD
+        return (
+            self.run.parent_id is None
+            and not self.dry_run
+            and threshold > 0
+            and backlog > threshold
+        )
+
+    def fan_out(self, due_rows, *, summary: dict) -> FanOut:
+        """Hand the rows of `due_rows` to shard runs of STEWARD_SHARD_SIZE rows each."""
+        ranges = pk_ranges(due_rows, size=settings.STEWARD_SHARD_SIZE)
+        self.log.info(
+            "Fanning out into %s shards of up to %s rows",
+            len(ranges),
+            f"{settings.STEWARD_SHARD_SIZE:,}",
+        )
+        return FanOut(
+            shards=[
+                {"index": index, "pk_from": start, "pk_to": end}
+                for index, (start, end) in enumerate(ranges)
+            ],
+            summary=summary,
+        )
 
     def mark_partial(self, reason: str) -> None:
         """Some of the work failed while the rest went through: the run ends `partial`."""

@@ -15,6 +15,7 @@ class Trigger(models.TextChoices):
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for its shards"
     SUCCEEDED = "succeeded", "Succeeded"
     PARTIAL = "partial", "Partial"
     FAILED = "failed", "Failed"
@@ -26,18 +27,21 @@ FINISHED_STATUSES = frozenset(
 )
 
 # The one map of allowed status changes. RUNNING -> RUNNING is a takeover of a run whose
-# worker died (its job lock vanished with its connection); RUNNING -> QUEUED waits for a retry.
+# worker died (its job lock vanished with its connection); RUNNING -> QUEUED waits for a retry;
+# RUNNING -> WAITING hands a large backlog to shard runs, and the last shard ends the parent.
 ALLOWED_RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.SKIPPED}),
     RunStatus.RUNNING: frozenset(
         {
             RunStatus.RUNNING,
             RunStatus.QUEUED,
+            RunStatus.WAITING,
             RunStatus.SUCCEEDED,
             RunStatus.PARTIAL,
             RunStatus.FAILED,
         }
     ),
+    RunStatus.WAITING: frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED}),
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.PARTIAL: frozenset(),
     RunStatus.FAILED: frozenset(),
@@ -78,6 +82,27 @@ class JobRun(models.Model):
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
+    idempotency_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="The client's Idempotency-Key: the same key always answers with this run.",
+    )
+    request_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="Hash of the request that used the key."
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="shards",
+        help_text="The fanned-out run this shard belongs to.",
+    )
+    shard = models.JSONField(
+        null=True, blank=True, help_text="This shard's slice of the work, e.g. a pk range."
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -92,6 +117,7 @@ class JobRun(models.Model):
         permissions = [
             ("trigger_jobrun", "Can trigger job runs"),
             ("retry_jobrun", "Can retry failed job runs"),
+            ("requeue_dead", "Can requeue dead-lettered messages"),
         ]
 
     def __str__(self) -> str:

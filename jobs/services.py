@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
 import time
 import traceback
 from contextlib import nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs.actors import actor_for
 from jobs.alerts import alert_run_failed
 from jobs.context import JobContext
+from jobs.fanout import FanOut, merge_summaries
 from jobs.locks import job_lock
 from jobs.models import (
     ALLOWED_RUN_TRANSITIONS,
+    FINISHED_STATUSES,
     AttemptStatus,
     JobRun,
     JobRunAttempt,
+    JobState,
     RunStatus,
     Trigger,
 )
-from jobs.registry import get_job
+from jobs.registry import all_jobs, get_job
 
 logger = logging.getLogger("steward.jobs")
 
@@ -137,19 +142,31 @@ def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str 
         )
         return run
     spec = get_job(run.job)
-    with job_lock(run.job) as acquired:
+    with job_lock(_lock_name(run)) as acquired:
         if not acquired:
             return _skip_overlapping(run)
         run.refresh_from_db()
         if run.is_finished:
             return run
-        _abandon_lost_runs(job=run.job, current_run_id=run.pk)
+        if run.parent_id is None:
+            _abandon_lost_runs(job=run.job, current_run_id=run.pk)
+            if waiting := _unfinished_fan_out(job=run.job, time_limit_ms=spec.time_limit_ms):
+                return _skip(run, f"the shards of run #{waiting.pk} of {run.job} are still running")
         return _execute_locked(run, spec.body, final_attempt=final_attempt, message_id=message_id)
 
 
+def _lock_name(run: JobRun) -> str:
+    """A job's runs exclude each other; a shard only excludes duplicates of itself."""
+    return run.job if run.parent_id is None else f"{run.job}/run-{run.pk}"
+
+
 def _skip_overlapping(run: JobRun) -> JobRun:
-    holder = JobRun.objects.filter(job=run.job, status=RunStatus.RUNNING).exclude(pk=run.pk).first()
-    if run.status == RunStatus.RUNNING and holder is None:
+    holder = (
+        JobRun.objects.filter(job=run.job, status=RunStatus.RUNNING, parent__isnull=True)
+        .exclude(pk=run.pk)
+        .first()
+    )
+    if run.parent_id is not None or (run.status == RunStatus.RUNNING and holder is None):
         logger.info(
             "Run #%s of %s is already running elsewhere; ignoring a duplicate message.",
             run.pk,
@@ -157,24 +174,40 @@ def _skip_overlapping(run: JobRun) -> JobRun:
         )
         return run
     holder_text = f" (run #{holder.pk})" if holder else ""
-    reason = f"another run of {run.job} is in progress{holder_text}"
-    now = timezone.now()
+    return _skip(run, f"another run of {run.job} is in progress{holder_text}")
+
+
+def _skip(run: JobRun, reason: str) -> JobRun:
     if _transition(
         run.pk,
         source={RunStatus.QUEUED},
         target=RunStatus.SKIPPED,
         status_reason=reason,
-        finished_at=now,
+        finished_at=timezone.now(),
     ):
         logger.warning("Skipped run #%s of %s: %s.", run.pk, run.job, reason)
     run.refresh_from_db()
     return run
 
 
+def _unfinished_fan_out(*, job: str, time_limit_ms: int) -> JobRun | None:
+    """A run of the job still waiting for its shards, unless they outlived the time limit (their
+    messages were lost), in which case that run is closed as failed."""
+    waiting = JobRun.objects.filter(job=job, status=RunStatus.WAITING).order_by("pk").first()
+    if waiting is None:
+        return None
+    if timezone.now() < waiting.started_at + timedelta(milliseconds=time_limit_ms):
+        return waiting
+    _finish_parent(waiting.pk, lost_shards=True)
+    return None
+
+
 def _abandon_lost_runs(*, job: str, current_run_id: int) -> None:
     """Runs left `running` without the job lock belong to dead workers: close them."""
     now = timezone.now()
-    lost = JobRun.objects.filter(job=job, status=RunStatus.RUNNING).exclude(pk=current_run_id)
+    lost = JobRun.objects.filter(job=job, status=RunStatus.RUNNING, parent__isnull=True).exclude(
+        pk=current_run_id
+    )
     for lost_run in lost:
         if _transition(
             lost_run.pk,
@@ -230,6 +263,8 @@ def _execute_locked(run: JobRun, body, *, final_attempt: bool, message_id: str) 
         )
         raise
     duration_ms = _elapsed_ms(started)
+    if isinstance(summary, FanOut):
+        return _start_shards(run, attempt, summary)
     status = RunStatus.PARTIAL if context.partial_reasons else RunStatus.SUCCEEDED
     finished = timezone.now()
     _transition(
@@ -246,9 +281,96 @@ def _execute_locked(run: JobRun, body, *, final_attempt: bool, message_id: str) 
     )
     run.refresh_from_db()
     _log_finish(run)
-    if status == RunStatus.PARTIAL:
+    if run.parent_id is not None:
+        _finish_parent(run.parent_id)
+    elif status == RunStatus.PARTIAL:
         alert_run_failed(run)
     return run
+
+
+@transaction.atomic
+def _start_shards(run: JobRun, attempt: JobRunAttempt, fan_out: FanOut) -> JobRun:
+    count = len(fan_out.shards)
+    shards = JobRun.objects.bulk_create(
+        [
+            JobRun(
+                job=run.job,
+                trigger=run.trigger,
+                requested_by=run.requested_by,
+                reason=f"shard {shard['index'] + 1}/{count} of run #{run.pk}",
+                as_of=run.as_of,
+                dry_run=run.dry_run,
+                parent=run,
+                shard=shard,
+                code_version=run.code_version,
+            )
+            for shard in fan_out.shards
+        ]
+    )
+    _transition(
+        run.pk,
+        source={RunStatus.RUNNING},
+        target=RunStatus.WAITING,
+        summary={**fan_out.summary, "shards": count},
+        status_reason=f"waiting for {count} shards",
+    )
+    JobRunAttempt.objects.filter(pk=attempt.pk).update(
+        status=AttemptStatus.SUCCEEDED, finished_at=timezone.now()
+    )
+    for shard in shards:
+        job_run_send(run=shard)
+    logger.info("Run #%s of %s handed its work to %s shard runs.", run.pk, run.job, count)
+    run.refresh_from_db()
+    return run
+
+
+def _finish_parent(parent_id: int, *, lost_shards: bool = False) -> None:
+    """End a waiting run once every shard has ended: its summary adds theirs up, and it fails
+    if a shard failed after its retries (or, with `lost_shards`, if some never ended)."""
+    with transaction.atomic():
+        parent = (
+            JobRun.objects.select_for_update()
+            .filter(pk=parent_id, status=RunStatus.WAITING)
+            .first()
+        )
+        if parent is None:
+            return
+        shards = list(parent.shards.values_list("status", "summary"))
+        unfinished = sum(status not in FINISHED_STATUSES for status, _ in shards)
+        if unfinished and not lost_shards:
+            return
+        failed = sum(status == RunStatus.FAILED for status, _ in shards) + unfinished
+        partial = sum(status in (RunStatus.PARTIAL, RunStatus.SKIPPED) for status, _ in shards)
+        target = (
+            RunStatus.FAILED if failed else RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
+        )
+        now = timezone.now()
+        problems = []
+        if failed:
+            problems.append(f"{failed} of {len(shards)} shards failed")
+        if unfinished:
+            problems.append(f"{unfinished} shards never ended within the job's time limit")
+        if partial:
+            problems.append(f"{partial} shards partial or skipped")
+        _transition(
+            parent.pk,
+            source={RunStatus.WAITING},
+            target=target,
+            summary={
+                **parent.summary,
+                **merge_summaries(summary for status, summary in shards if summary),
+                "shards": len(shards),
+                "shards_failed": failed,
+            },
+            error="; ".join(problems) if failed else "",
+            status_reason="; ".join(problems),
+            finished_at=now,
+            duration_ms=int((now - parent.started_at).total_seconds() * 1000),
+        )
+    parent.refresh_from_db()
+    _log_finish(parent)
+    if target != RunStatus.SUCCEEDED:
+        alert_run_failed(parent)
 
 
 def _record_failure(
@@ -278,7 +400,10 @@ def _record_failure(
             run.attempt_count,
             error,
         )
-        alert_run_failed(run)
+        if run.parent_id is not None:
+            _finish_parent(run.parent_id)
+        else:
+            alert_run_failed(run)
     else:
         _transition(
             run.pk,
@@ -321,3 +446,72 @@ def _log_finish(run: JobRun) -> None:
     logger.info("   Duration: %sms", run.duration_ms)
     logger.info("   Completed at: %s", run.finished_at.isoformat())
     logger.info(BANNER)
+
+
+class IdempotencyConflict(Exception):
+    """An Idempotency-Key was used before for a different request."""
+
+
+class RunNotRetryable(Exception):
+    """Only failed runs are retried."""
+
+
+def _request_fingerprint(**request) -> str:
+    canonical = json.dumps(request, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@transaction.atomic
+def job_run_trigger(
+    *,
+    job: str,
+    trigger: str,
+    requested_by: str,
+    reason: str,
+    as_of: datetime | None = None,
+    dry_run: bool = False,
+    idempotency_key: str | None = None,
+) -> tuple[JobRun, bool]:
+    """Record an operator's run and send it; returns the run and whether it is new.
+
+    With an idempotency key, the first request makes the run and a repeat of the same request
+    gets that run back; the same key on a different request raises IdempotencyConflict.
+    """
+    fields = {"job": job, "reason": reason, "as_of": as_of, "dry_run": dry_run}
+    if idempotency_key is None:
+        run = job_run_create(trigger=trigger, requested_by=requested_by, **fields)
+        job_run_send(run=run)
+        return run, True
+    fingerprint = _request_fingerprint(**fields)
+    try:
+        with transaction.atomic():
+            run = job_run_create(trigger=trigger, requested_by=requested_by, **fields)
+            run.idempotency_key = idempotency_key
+            run.request_fingerprint = fingerprint
+            run.save(update_fields=["idempotency_key", "request_fingerprint"])
+    except IntegrityError:
+        earlier = JobRun.objects.get(idempotency_key=idempotency_key)
+        if earlier.request_fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {idempotency_key!r} was used for a different request "
+                f"(run #{earlier.pk})"
+            ) from None
+        return earlier, False
+    job_run_send(run=run)
+    return run, True
+
+
+@transaction.atomic
+def job_run_retry_failed(*, run_id: int, requested_by: str, reason: str = "") -> JobRun:
+    """Retry a failed run; raises JobRun.DoesNotExist or RunNotRetryable."""
+    run = JobRun.objects.select_for_update().get(pk=run_id)
+    if run.status != RunStatus.FAILED:
+        raise RunNotRetryable(f"run #{run.pk} is {run.status}; only failed runs are retried")
+    return job_run_retry(run=run, requested_by=requested_by, reason=reason)
+
+
+def job_states_ensure() -> None:
+    """Give every registered job a state row, so the admin lists them all."""
+    JobState.objects.bulk_create(
+        [JobState(job=spec.name) for spec in all_jobs()], ignore_conflicts=True
+    )

@@ -10,7 +10,11 @@ from jobs.models import JobRun
 from jobs.registry import JobSpec, register
 from ledger.selectors import escrow_release_lag
 from ledger.services.cycles import cycles_remind_and_default, cycles_remind_and_default_preview
-from ledger.services.delivery import notifications_deliver_due, notifications_deliver_preview
+from ledger.services.delivery import (
+    notifications_deliver_due,
+    notifications_deliver_preview,
+    notifications_due,
+)
 from ledger.services.escrows import escrows_due, escrows_release_due, escrows_release_preview
 from ledger.services.matches import matches_expire_due, matches_expire_preview
 from ledger.services.reconcile import ledger_reconcile
@@ -19,15 +23,20 @@ LAG_REALERT_AFTER = timedelta(hours=1)
 
 
 def release_escrows(context: JobContext) -> dict:
-    due = escrows_due(as_of=context.as_of).count()
+    due_rows = escrows_due(as_of=context.as_of, pk_range=context.pk_range)
+    due = due_rows.count()
     context.log.info("Found %s escrows ready for release", f"{due:,}")
     if context.dry_run:
-        return {"dry_run": True, **escrows_release_preview(as_of=context.as_of)}
+        preview = escrows_release_preview(as_of=context.as_of, pk_range=context.pk_range)
+        return {"dry_run": True, **preview}
+    if context.should_fan_out(due):
+        return context.fan_out(due_rows, summary={"escrows_due": due})
     summary = escrows_release_due(
         as_of=context.as_of,
         job_run=context.run,
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=due, what="escrows"),
+        pk_range=context.pk_range,
     )
     context.log.info(
         "Escrow release job completed. Processed %s escrows.", f"{summary['escrows_released']:,}"
@@ -59,11 +68,16 @@ def cycle_reminders(context: JobContext) -> dict:
 
 def deliver_notifications(context: JobContext) -> dict:
     if context.dry_run:
-        return {"dry_run": True, **notifications_deliver_preview(as_of=context.as_of)}
+        preview = notifications_deliver_preview(as_of=context.as_of, pk_range=context.pk_range)
+        return {"dry_run": True, **preview}
+    due_rows = notifications_due(as_of=context.as_of, pk_range=context.pk_range)
+    if context.run.parent_id is None and context.should_fan_out(backlog := due_rows.count()):
+        return context.fan_out(due_rows, summary={"notifications_due": backlog})
     summary = notifications_deliver_due(
         as_of=context.as_of,
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=None, what="notifications"),
+        pk_range=context.pk_range,
     )
     context.log.info(
         "Delivered %s notifications (%s retrying, %s failed)",

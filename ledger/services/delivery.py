@@ -14,7 +14,7 @@ from django.utils import timezone
 from jobs.ratelimits import rate_limiter
 from ledger.channels import channel_backend
 from ledger.models import Notification, NotificationStatus
-from ledger.services.sweeps import ProgressCallback
+from ledger.services.sweeps import PkRange, ProgressCallback, within
 
 logger = logging.getLogger("steward.notifications")
 
@@ -24,23 +24,29 @@ LOST_SEND = (
 )
 
 
-def notifications_due(*, as_of: datetime):
-    return Notification.objects.filter(status=NotificationStatus.PENDING).filter(
+def notifications_due(*, as_of: datetime, pk_range: PkRange | None = None):
+    due = Notification.objects.filter(status=NotificationStatus.PENDING).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=as_of)
     )
+    return within(due, pk_range)
 
 
-def _lost_sends(*, as_of: datetime):
+def _lost_sends(*, as_of: datetime, pk_range: PkRange | None):
     cutoff = as_of - timedelta(minutes=settings.NOTIFICATION_SENDING_TIMEOUT_MINUTES)
-    return Notification.objects.filter(status=NotificationStatus.SENDING, claimed_at__lt=cutoff)
+    lost = Notification.objects.filter(status=NotificationStatus.SENDING, claimed_at__lt=cutoff)
+    return within(lost, pk_range)
 
 
-def notifications_deliver_preview(*, as_of: datetime) -> dict:
-    by_channel = dict(notifications_due(as_of=as_of).values_list("channel").annotate(n=Count("pk")))
+def notifications_deliver_preview(*, as_of: datetime, pk_range: PkRange | None = None) -> dict:
+    by_channel = dict(
+        notifications_due(as_of=as_of, pk_range=pk_range)
+        .values_list("channel")
+        .annotate(n=Count("pk"))
+    )
     return {
         "due": sum(by_channel.values()),
         "due_by_channel": by_channel,
-        "lost_sends_failed": _lost_sends(as_of=as_of).count(),
+        "lost_sends_failed": _lost_sends(as_of=as_of, pk_range=pk_range).count(),
     }
 
 
@@ -49,6 +55,7 @@ def notifications_deliver_due(
     as_of: datetime,
     batch_size: int = 1_000,
     on_progress: ProgressCallback | None = None,
+    pk_range: PkRange | None = None,
 ) -> dict:
     """Send every pending notification due by `as_of`, each at most once.
 
@@ -58,11 +65,13 @@ def notifications_deliver_due(
     A channel that reaches its fleet-wide rate limit is left for the next run.
     """
     totals: Counter = Counter()
-    totals["lost_sends_failed"] = _lost_sends(as_of=as_of).update(
+    totals["lost_sends_failed"] = _lost_sends(as_of=as_of, pk_range=pk_range).update(
         status=NotificationStatus.FAILED, last_error=LOST_SEND
     )
     limited: set[str] = set()
-    while claimed := _claim(as_of=as_of, batch_size=batch_size, skip_channels=limited):
+    while claimed := _claim(
+        as_of=as_of, batch_size=batch_size, skip_channels=limited, pk_range=pk_range
+    ):
         _send_batch(claimed, totals=totals, limited=limited)
         totals["batches"] += 1
         if on_progress:
@@ -83,9 +92,11 @@ def notifications_deliver_due(
 
 
 @transaction.atomic
-def _claim(*, as_of: datetime, batch_size: int, skip_channels: set[str]) -> list[Notification]:
+def _claim(
+    *, as_of: datetime, batch_size: int, skip_channels: set[str], pk_range: PkRange | None
+) -> list[Notification]:
     ids = list(
-        notifications_due(as_of=as_of)
+        notifications_due(as_of=as_of, pk_range=pk_range)
         .exclude(channel__in=skip_channels)
         .select_for_update(skip_locked=True)
         .order_by("pk")

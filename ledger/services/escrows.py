@@ -20,7 +20,7 @@ from ledger.models import (
     TransferKind,
 )
 from ledger.services.notifications import NotificationDraft, notifications_queue
-from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+from ledger.services.sweeps import PkRange, ProgressCallback, sweep_in_batches, within
 from ledger.services.transfers import (
     COIN_ISSUANCE,
     TransferLine,
@@ -33,13 +33,15 @@ logger = logging.getLogger("steward.ledger")
 SAMPLE_SIZE = 10
 
 
-def escrows_due(*, as_of: datetime):
-    return Escrow.objects.filter(status=EscrowStatus.HOLDING, hold_until__lte=as_of)
+def escrows_due(*, as_of: datetime, pk_range: PkRange | None = None):
+    return within(
+        Escrow.objects.filter(status=EscrowStatus.HOLDING, hold_until__lte=as_of), pk_range
+    )
 
 
-def escrows_release_preview(*, as_of: datetime) -> dict:
+def escrows_release_preview(*, as_of: datetime, pk_range: PkRange | None = None) -> dict:
     """What a release as of `as_of` would change, without writing anything."""
-    due = escrows_due(as_of=as_of)
+    due = escrows_due(as_of=as_of, pk_range=pk_range)
     totals = due.aggregate(count=Count("pk"), amount=Sum("amount"))
     count = totals["count"]
     cycles = DonationCycle.objects.filter(
@@ -61,6 +63,7 @@ def escrows_release_due(
     job_run=None,
     batch_size: int = 1_000,
     on_progress: ProgressCallback | None = None,
+    pk_range: PkRange | None = None,
 ) -> dict:
     """Release every escrow holding with `hold_until <= as_of`, batch by batch.
 
@@ -71,7 +74,9 @@ def escrows_release_due(
     sample: list[int] = []
 
     def apply_batch() -> Counter | None:
-        released = _release_batch(as_of=as_of, job_run=job_run, batch_size=batch_size)
+        released = _release_batch(
+            as_of=as_of, job_run=job_run, batch_size=batch_size, pk_range=pk_range
+        )
         if released is None:
             return None
         counts, ids = released
@@ -93,10 +98,10 @@ def escrows_release_due(
 
 
 def _release_batch(
-    *, as_of: datetime, job_run, batch_size: int
+    *, as_of: datetime, job_run, batch_size: int, pk_range: PkRange | None
 ) -> tuple[Counter, list[int]] | None:
     claimed = list(
-        escrows_due(as_of=as_of)
+        escrows_due(as_of=as_of, pk_range=pk_range)
         .select_for_update(skip_locked=True, of=("self",))
         .order_by("pk")
         .values_list(

@@ -8,6 +8,16 @@ from collections.abc import Callable
 from django.db import transaction
 
 ProgressCallback = Callable[[int], None]
+# A shard's slice of a table: primary keys in [start, end), end None for "and above".
+PkRange = tuple[int, int | None]
+
+
+def within(queryset, pk_range: PkRange | None):
+    if pk_range is None:
+        return queryset
+    start, end = pk_range
+    queryset = queryset.filter(pk__gte=start)
+    return queryset if end is None else queryset.filter(pk__lt=end)
 
 
 def sweep_in_batches(
