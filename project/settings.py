@@ -60,9 +60,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",
     "jobs",
     "ledger",
     "leaderboard",
@@ -228,30 +225,3 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
-
-# --- API --------------------------------------------------------------------------------------
-REST_FRAMEWORK = {
-    # Token first: its WWW-Authenticate header is what turns an anonymous request into a 401.
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "project.exception_handlers.api_exception_handler",
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Steward API",
-    "DESCRIPTION": "Operate Steward's background jobs: trigger, pause, inspect runs and queues.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and Redoc come from drf-spectacular-sidecar's static files, never a CDN.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-}
-# Seconds between the dashboard's own refreshes.
-STEWARD_DASHBOARD_REFRESH_SECONDS = env_int("STEWARD_DASHBOARD_REFRESH_SECONDS", 15)
