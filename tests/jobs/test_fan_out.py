@@ -68,9 +68,7 @@ def test_a_large_backlog_fans_out_and_the_last_shard_ends_the_parent(small_shard
     assert parent.summary["shards"] == 4
     assert parent.summary["shards_failed"] == 0
     assert parent.duration_ms is not None
-    assert [s.summary["escrows_released"] for s in parent.shards.order_by("pk")] == [
-        10, 10, 10, 5
-    ]
+    assert [s.summary["escrows_released"] for s in parent.shards.order_by("pk")] == [10, 10, 10, 5]
     assert Transfer.objects.filter(kind="escrow_release").count() == 35
     assert_ledger_consistent()
 
@@ -104,9 +102,7 @@ def test_a_new_run_is_skipped_while_shards_are_running_and_duplicates_are_ignore
 
 
 @pytest.mark.django_db
-def test_shards_lost_beyond_the_time_limit_fail_their_parent_and_free_the_job(
-    small_shards, broker
-):
+def test_shards_lost_beyond_the_time_limit_fail_their_parent_and_free_the_job(small_shards, broker):
     due_escrows(25)
     parent = run_cli("release_escrows")
     JobRun.objects.filter(pk=parent.pk).update(started_at=timezone.now() - timedelta(days=1))
