@@ -132,7 +132,7 @@ ADMINS = [("Steward operators", address) for address in env_list("ALERT_EMAILS",
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 DRAMATIQ_BROKER = {
-    "BROKER": "dramatiq.brokers.redis.RedisBroker",
+    "BROKER": "jobs.broker.PromptRedisBroker",
     "OPTIONS": {
         "url": REDIS_URL,
         # redis-py's default socket timeout breaks blocking reads (DESIGN §7).
