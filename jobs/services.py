@@ -10,7 +10,7 @@ import socket
 import time
 import traceback
 from contextlib import nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -457,7 +457,13 @@ class RunNotRetryable(Exception):
 
 
 def _request_fingerprint(**request) -> str:
-    canonical = json.dumps(request, sort_keys=True, default=str, separators=(",", ":"))
+    """Equal for equal requests, whatever the order of fields or the offset of a time."""
+    canonical = json.dumps(
+        request,
+        sort_keys=True,
+        default=lambda moment: moment.astimezone(UTC).isoformat(),
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

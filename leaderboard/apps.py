@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class LeaderboardConfig(AppConfig):
     name = "leaderboard"
     verbose_name = "Leaderboard"
+
+    def ready(self) -> None:
+        from leaderboard.jobs import register_leaderboard_jobs
+
+        register_leaderboard_jobs()

@@ -41,6 +41,9 @@ def release_escrows(context: JobContext) -> dict:
     context.log.info(
         "Escrow release job completed. Processed %s escrows.", f"{summary['escrows_released']:,}"
     )
+    if failed := summary.get("escrows_failed"):
+        ids = ", ".join(str(row["escrow_id"]) for row in summary["failed_escrows"])
+        context.mark_partial(f"{failed} escrows could not be released (ids {ids})")
     return summary
 
 

@@ -60,6 +60,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "jobs",
     "ledger",
     "leaderboard",
@@ -225,3 +228,44 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header is what turns an anonymous request into a 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "project.exception_handlers.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Steward API",
+    "DESCRIPTION": "Operate Steward's background jobs: trigger, pause, inspect runs and queues.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc come from drf-spectacular-sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Seconds between the dashboard's own refreshes.
+STEWARD_DASHBOARD_REFRESH_SECONDS = env_int("STEWARD_DASHBOARD_REFRESH_SECONDS", 15)
+# The business lag the dashboard shows; jobs/ knows nothing about escrows, so it is named here.
+STEWARD_DASHBOARD_LAG = "ledger.selectors.escrow_release_lag"
+
+# --- Leaderboard ------------------------------------------------------------------------------
+# A game session still active after this many minutes is abandoned and deleted by `cleanup`.
+SESSION_EXPIRY_MINUTES = env_int("SESSION_EXPIRY_MINUTES", 30)
+# Scores older than this move to the archive (when archiving is on).
+LEADERBOARD_ARCHIVE_AGE_DAYS = env_int("LEADERBOARD_ARCHIVE_AGE_DAYS", 90)
+LEADERBOARD_ARCHIVING = env_bool("LEADERBOARD_ARCHIVING", True)
+# Retention of finished job runs (failed and partial ones are kept longer) and sent
+# notifications, pruned by `cleanup`.
+JOB_RUN_RETENTION_DAYS = env_int("JOB_RUN_RETENTION_DAYS", 30)
+FAILED_JOB_RUN_RETENTION_DAYS = env_int("FAILED_JOB_RUN_RETENTION_DAYS", 90)
+NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 30)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
@@ -31,6 +33,7 @@ from ledger.services.transfers import (
 logger = logging.getLogger("steward.ledger")
 
 SAMPLE_SIZE = 10
+MAX_FAILED = 100
 
 
 def escrows_due(*, as_of: datetime, pk_range: PkRange | None = None):
@@ -70,13 +73,34 @@ def escrows_release_due(
     Each batch claims its rows with SKIP LOCKED in primary-key order, so concurrent sweeps
     share the work instead of repeating it, and writes the status change, the transfers, the
     cycle obligations and the outbox rows in one transaction.
+
+    A batch that a row's data makes fail (a constraint the row violates) is released again
+    row by row: the good rows go through, the failing ones are left holding and reported as
+    `escrows_failed` / `failed_escrows`. Other errors (a lost connection) fail the sweep, so
+    the run is retried.
     """
     sample: list[int] = []
+    failed: dict[int, str] = {}
 
     def apply_batch() -> Counter | None:
-        released = _release_batch(
-            as_of=as_of, job_run=job_run, batch_size=batch_size, pk_range=pk_range
-        )
+        try:
+            # A savepoint, so a failing row leaves the batch's transaction usable.
+            with transaction.atomic():
+                released = _release_batch(
+                    as_of=as_of,
+                    job_run=job_run,
+                    batch_size=batch_size,
+                    pk_range=pk_range,
+                    skip=failed,
+                )
+        except (IntegrityError, DataError):
+            released = _release_rows_singly(
+                as_of=as_of,
+                job_run=job_run,
+                batch_size=batch_size,
+                pk_range=pk_range,
+                failed=failed,
+            )
         if released is None:
             return None
         counts, ids = released
@@ -86,7 +110,7 @@ def escrows_release_due(
     totals = sweep_in_batches(
         apply_batch=apply_batch, on_progress=on_progress, progress_key="escrows_released"
     )
-    return {
+    summary = {
         "escrows_released": totals["escrows_released"],
         "amount_released": totals["amount_released"],
         "coins_awarded": totals["coins_awarded"],
@@ -95,13 +119,62 @@ def escrows_release_due(
         "batches": totals["batches"],
         "sample_ids": sample,
     }
+    if failed:
+        summary["escrows_failed"] = len(failed)
+        summary["failed_escrows"] = [
+            {"escrow_id": pk, "error": error} for pk, error in sorted(failed.items())[:MAX_FAILED]
+        ]
+    return summary
+
+
+def _release_rows_singly(
+    *,
+    as_of: datetime,
+    job_run,
+    batch_size: int,
+    pk_range: PkRange | None,
+    failed: dict[int, str],
+) -> tuple[Counter, list[int]] | None:
+    """Release the rows of a failed batch one savepoint each, recording the rows that fail."""
+    ids = list(
+        escrows_due(as_of=as_of, pk_range=pk_range)
+        .exclude(pk__in=failed)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    if not ids:
+        return None
+    # Keyed even when zero: an all-failing batch must not read as "nothing left to claim".
+    counts = Counter(escrows_failed=0)
+    released_ids: list[int] = []
+    for pk in ids:
+        try:
+            with transaction.atomic():
+                released = _release_batch(
+                    as_of=as_of, job_run=job_run, batch_size=1, pk_range=(pk, pk + 1)
+                )
+        except (IntegrityError, DataError) as exc:
+            failed[pk] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            counts["escrows_failed"] += 1
+            logger.error("Escrow %s could not be released: %s", pk, failed[pk])
+            continue
+        if released is not None:
+            counts.update(released[0])
+            released_ids.extend(released[1])
+    return counts, released_ids
 
 
 def _release_batch(
-    *, as_of: datetime, job_run, batch_size: int, pk_range: PkRange | None
+    *,
+    as_of: datetime,
+    job_run,
+    batch_size: int,
+    pk_range: PkRange | None,
+    skip: Collection[int] = (),
 ) -> tuple[Counter, list[int]] | None:
     claimed = list(
         escrows_due(as_of=as_of, pk_range=pk_range)
+        .exclude(pk__in=skip)
         .select_for_update(skip_locked=True, of=("self",))
         .order_by("pk")
         .values_list(

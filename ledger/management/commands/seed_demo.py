@@ -47,4 +47,12 @@ class Command(BaseCommand):
             self.stdout.write(f"   {key}: {value:,}")
 
     def _seed(self, *, users: int, seed: int) -> dict:
-        return demo_seed(plan=DemoPlan(users=users, seed=seed))
+        from django.db import transaction
+
+        from leaderboard.services.demo import leaderboard_demo_seed
+        from ledger.models import Wallet
+
+        with transaction.atomic():
+            summary = demo_seed(plan=DemoPlan(users=users, seed=seed))
+            wallets = Wallet.objects.filter(user__username__startswith=f"demo-{seed}-")
+            return {**summary, **leaderboard_demo_seed(wallets=wallets, seed=seed)}

@@ -1,0 +1,1 @@
+"""Every write of the leaderboard, as `<entity>_<action>(*, ...)` functions."""

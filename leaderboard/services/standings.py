@@ -1,0 +1,282 @@
+"""Boosts and the leaderboard recompute.
+
+score = (100 × cycles completed + 10 × max(0, 30 − average completion days))
+        × product of running multiplier boosts + sum of running point boosts
+
+Every active account with a wallet is ranked. Cycles completed and completion days (from
+obligation to fulfilment) come from the ledger's cycles fulfilled by `as_of`; the average is
+rounded to 2 places before it enters the formula, so the stored entry explains its score. A
+user without a fulfilled cycle has no average and gets no speed term (otherwise completing
+nothing would earn the full 300). A boost runs from `starts_at` until just before
+`expires_at`. The score is stored with 2 places (rounded half away from zero). Ranks are
+1, 2, 3, … by score descending, ties broken by the lower user id.
+
+The recompute is set-based SQL for PostgreSQL: the new standings are built in one statement
+into a temporary table, then only the entries that differ are written. Python never holds
+the rows, so a million users cost a few statements, not a million.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from leaderboard.lock_objects import entries_table_lock
+from leaderboard.models import Boost, BoostKind, BoostStatus, LeaderboardEntry
+from ledger.models import CycleStatus, DonationCycle, Wallet
+from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+
+TOP_SAMPLE = 10
+NEW_SCORES = "leaderboard_new_scores"
+BOOST_BATCH_SIZE = 10_000
+
+# The new standings, each row classified against the current entry: `created`, `updated`,
+# `removed` (an entry whose user is no longer active) or NULL (unchanged). The product of
+# multipliers is exp(Σ ln) in double precision rounded to 8 places: exact for the 2-place
+# multipliers a user holds at once.
+_NEW_SCORES_SQL = """
+CREATE TEMPORARY TABLE {new} AS
+WITH cycle_stats AS (
+    SELECT wallet_id,
+           COUNT(*) AS completed,
+           ROUND(AVG(EXTRACT(EPOCH FROM fulfilled_at - obligated_at)) / 86400, 2) AS avg_days
+    FROM {cycle}
+    WHERE status = %(fulfilled)s AND fulfilled_at <= %(as_of)s
+    GROUP BY wallet_id
+),
+boost_stats AS (
+    SELECT user_id,
+           ROUND(EXP(SUM(LN(value::float8)) FILTER (WHERE kind = %(multiplier)s))::numeric, 8)
+               AS multiplier,
+           SUM(value) FILTER (WHERE kind = %(points)s) AS points
+    FROM {boost}
+    WHERE status = %(active)s AND starts_at <= %(as_of)s AND expires_at > %(as_of)s
+    GROUP BY user_id
+),
+scored AS (
+    SELECT wallet.user_id,
+           COALESCE(cycle_stats.completed, 0) AS cycles_completed,
+           cycle_stats.avg_days,
+           ROUND(
+               (100 * COALESCE(cycle_stats.completed, 0)
+                + 10 * GREATEST(0, 30 - COALESCE(cycle_stats.avg_days, 30)))
+               * COALESCE(boost_stats.multiplier, 1)
+               + COALESCE(boost_stats.points, 0),
+               2
+           ) AS score
+    FROM {wallet} AS wallet
+    JOIN {user} AS account ON account.id = wallet.user_id AND account.is_active
+    LEFT JOIN cycle_stats ON cycle_stats.wallet_id = wallet.id
+    LEFT JOIN boost_stats ON boost_stats.user_id = wallet.user_id
+),
+ranked AS (
+    SELECT user_id, cycles_completed, avg_days, score,
+           ROW_NUMBER() OVER (ORDER BY score DESC, user_id) AS rank
+    FROM scored
+)
+SELECT COALESCE(ranked.user_id, entry.user_id) AS user_id,
+       ranked.cycles_completed, ranked.avg_days, ranked.score, ranked.rank,
+       CASE
+           WHEN ranked.user_id IS NULL THEN 'removed'
+           WHEN entry.user_id IS NULL THEN 'created'
+           WHEN (entry.score, entry.rank, entry.cycles_completed, entry.average_completion_days)
+                IS DISTINCT FROM
+                (ranked.score, ranked.rank, ranked.cycles_completed, ranked.avg_days)
+               THEN 'updated'
+       END AS change
+FROM ranked FULL JOIN {entry} AS entry ON entry.user_id = ranked.user_id
+"""
+
+_REMOVE_SQL = """
+DELETE FROM {entry} USING {new}
+WHERE {new}.change = 'removed' AND {entry}.user_id = {new}.user_id
+"""
+
+_UPDATE_SQL = """
+UPDATE {entry}
+SET score = {new}.score, rank = {new}.rank, cycles_completed = {new}.cycles_completed,
+    average_completion_days = {new}.avg_days, updated_at = %(now)s
+FROM {new}
+WHERE {new}.change = 'updated' AND {entry}.user_id = {new}.user_id
+"""
+
+_INSERT_SQL = """
+INSERT INTO {entry} (user_id, score, rank, cycles_completed, average_completion_days,
+                     featured, featured_week, updated_at)
+SELECT user_id, score, rank, cycles_completed, avg_days, FALSE, '', %(now)s
+FROM {new}
+WHERE change = 'created'
+"""
+
+_COUNT_SQL = """
+SELECT COUNT(*) FILTER (WHERE change IS DISTINCT FROM 'removed'),
+       COUNT(*) FILTER (WHERE change = 'created'),
+       COUNT(*) FILTER (WHERE change = 'updated'),
+       COUNT(*) FILTER (WHERE change = 'removed')
+FROM {new}
+"""
+
+_TOP_SQL = """
+SELECT user_id FROM {new} WHERE rank <= %(top)s ORDER BY rank
+"""
+
+
+def _sql(template: str) -> str:
+    quote = connection.ops.quote_name
+    return template.format(
+        new=NEW_SCORES,
+        entry=quote(LeaderboardEntry._meta.db_table),
+        cycle=quote(DonationCycle._meta.db_table),
+        boost=quote(Boost._meta.db_table),
+        wallet=quote(Wallet._meta.db_table),
+        user=quote(get_user_model()._meta.db_table),
+    )
+
+
+def _execute(cursor, template: str, params: dict | None = None) -> int:
+    cursor.execute(_sql(template), params)
+    return cursor.rowcount
+
+
+# --- Boosts -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def boost_grant(
+    *, user, kind: str, value: Decimal, starts_at: datetime, expires_at: datetime
+) -> Boost:
+    return Boost.objects.create(
+        user=user, kind=BoostKind(kind), value=value, starts_at=starts_at, expires_at=expires_at
+    )
+
+
+def boosts_due(*, as_of: datetime):
+    """Active boosts whose time has run out."""
+    return Boost.objects.filter(status=BoostStatus.ACTIVE, expires_at__lte=as_of)
+
+
+def boosts_expire_due(
+    *,
+    as_of: datetime,
+    batch_size: int = BOOST_BATCH_SIZE,
+    on_progress: ProgressCallback | None = None,
+) -> int:
+    """Move every active boost with `expires_at <= as_of` to expired, batch by batch.
+
+    Batches walk the primary key upwards, so no batch rescans the rows before it. A boost
+    expiry is a bare status flip, so batches are larger than the money sweeps' and the round
+    trips few.
+    """
+    after = 0
+
+    def apply_batch() -> Counter | None:
+        nonlocal after
+        ids = list(
+            boosts_due(as_of=as_of)
+            .filter(pk__gt=after)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return None
+        after = ids[-1]
+        updated = (
+            boosts_due(as_of=as_of)
+            .filter(pk__in=ids)
+            .update(status=BoostStatus.EXPIRED, expired_at=timezone.now())
+        )
+        if updated != len(ids):
+            raise RuntimeError(f"claimed {len(ids)} boosts but expired {updated}")
+        return Counter(boosts_expired=updated)
+
+    totals = sweep_in_batches(
+        apply_batch=apply_batch, on_progress=on_progress, progress_key="boosts_expired"
+    )
+    return totals["boosts_expired"]
+
+
+# --- The recompute ----------------------------------------------------------------------------
+
+
+class RecomputeUnsupported(RuntimeError):
+    pass
+
+
+def _build_new_scores(cursor, *, as_of: datetime) -> int:
+    """Build the classified new standings; returns their row count (removals included)."""
+    if connection.vendor != "postgresql":
+        raise RecomputeUnsupported(
+            "the leaderboard recompute is PostgreSQL SQL; point DATABASE_URL at PostgreSQL"
+        )
+    cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{NEW_SCORES}")
+    # The statement's plan cost crosses the JIT inlining threshold at a million users, and
+    # compiling it then takes about a second that the statement, run once a night, never
+    # earns back.
+    cursor.execute("SET LOCAL jit = off")
+    rows = _execute(
+        cursor,
+        _NEW_SCORES_SQL,
+        {
+            "as_of": as_of,
+            "fulfilled": CycleStatus.FULFILLED,
+            "active": BoostStatus.ACTIVE,
+            "multiplier": BoostKind.MULTIPLIER,
+            "points": BoostKind.POINTS,
+        },
+    )
+    # Temporary tables are never auto-analyzed; the joins below need its statistics.
+    cursor.execute(f"ANALYZE {NEW_SCORES}")
+    return rows
+
+
+def _top_user_ids(cursor) -> list[int]:
+    _execute(cursor, _TOP_SQL, {"top": TOP_SAMPLE})
+    return [row[0] for row in cursor.fetchall()]
+
+
+def leaderboard_recompute_preview(*, as_of: datetime) -> dict:
+    """What `leaderboard_recompute` would write, computed the same way, writing nothing."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _build_new_scores(cursor, as_of=as_of)
+        _execute(cursor, _COUNT_SQL)
+        ranked, created, updated, removed = cursor.fetchone()
+        top = _top_user_ids(cursor)
+        cursor.execute(f"DROP TABLE pg_temp.{NEW_SCORES}")
+    return {
+        "users_ranked": ranked,
+        "entries_created": created,
+        "entries_updated": updated,
+        "entries_removed": removed,
+        "top_user_ids": top,
+    }
+
+
+@transaction.atomic
+def leaderboard_recompute(*, as_of: datetime) -> dict:
+    """Rebuild every active user's score and rank as of `as_of` in one transaction.
+
+    Entries of users who are no longer active (or lost their wallet) are removed; unchanged
+    entries are not rewritten. Featured flags are left alone.
+    """
+    entries_table_lock()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        rows = _build_new_scores(cursor, as_of=as_of)
+        removed = _execute(cursor, _REMOVE_SQL)
+        updated = _execute(cursor, _UPDATE_SQL, {"now": now})
+        created = _execute(cursor, _INSERT_SQL, {"now": now})
+        top = _top_user_ids(cursor)
+        cursor.execute(f"DROP TABLE pg_temp.{NEW_SCORES}")
+    return {
+        "users_ranked": rows - removed,
+        "entries_created": created,
+        "entries_updated": updated,
+        "entries_removed": removed,
+        "top_user_ids": top,
+    }

@@ -1,0 +1,94 @@
+"""The API's one exception handler: domain errors become clear 4xx answers in one envelope.
+
+Every error body is `{"success": false, "error": {"code", "message", "fields"}}`, where
+`fields` maps an input field to its messages (empty when the error is not about a field).
+Anything not mapped here is a bug and stays a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from jobs.queues import UnknownQueue
+from jobs.registry import UnknownJob
+from jobs.services import IdempotencyConflict, RunNotRetryable
+
+logger = logging.getLogger("steward.api")
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class BrokerUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "broker_unavailable"
+    default_detail = "The message broker does not answer; try again shortly."
+
+
+def _as_api_exception(exc: Exception) -> Exception:
+    if isinstance(exc, UnknownJob | UnknownQueue | ObjectDoesNotExist):
+        return exceptions.NotFound(str(exc))
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(str(exc) or None)
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            return exceptions.ValidationError(exc.message_dict)
+        return exceptions.ValidationError(exc.messages)
+    if isinstance(exc, IdempotencyConflict | RunNotRetryable):
+        return Conflict(str(exc))
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        logger.warning("Broker unavailable during an API request: %s", exc)
+        return BrokerUnavailable()
+    return exc
+
+
+def _messages(detail) -> list[str]:
+    if isinstance(detail, dict):
+        return [text for nested in detail.values() for text in _messages(nested)]
+    if isinstance(detail, list):
+        return [text for nested in detail for text in _messages(nested)]
+    return [str(detail)]
+
+
+def error_body(*, code: str, message: str, fields: dict | None = None) -> dict:
+    return {"success": False, "error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    exc = _as_api_exception(exc)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = {field: _messages(errors) for field, errors in detail.items()}
+        summary = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in fields.items())
+        message = f"Invalid input. {summary}"
+        response.data = error_body(code="invalid", message=message, fields=fields)
+    else:
+        response.data = error_body(code=exc.get_codes(), message=str(exc.detail))
+    return response
+
+
+def page_not_found_json_for_api(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """URLs under /api/ that match nothing answer in the API's error envelope."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(code="not_found", message=f"No API endpoint at {request.path}."),
+            status=404,
+        )
+    return page_not_found(request, exception)
