@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.release_escrows"]
+BENCHMARKS = [
+    "bench.release_escrows",
+    "bench.update_leaderboard",
+]
 
 
 def main() -> int:

@@ -50,9 +50,11 @@ def _tick_function(job_name: str):
 
 def _declare(key: str, make) -> dramatiq.Actor:
     with _actors_guard:
+        broker = dramatiq.get_broker()
         actor = _actors.get(key)
-        if actor is None or actor.broker is not dramatiq.get_broker():
-            actor = _actors[key] = make()
+        if actor is None or actor.broker is not broker:
+            # A broker set back after a swap still knows the actor; declaring it again raises.
+            actor = _actors[key] = broker.actors.get(key) or make()
         return actor
 
 

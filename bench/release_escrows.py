@@ -1,0 +1,727 @@
+"""Benchmark: releasing due escrows on PostgreSQL.
+
+    python -m bench.release_escrows [--escrows 100000] [--wallets 20000] [--naive 5000]
+                                    [--batch-size N] [--check]
+
+From an identical fresh dataset each time (rebuilt with set-based SQL and COPY), it measures
+
+  (a) Steward's job: `release_escrows` through the runner (job_run_create + job_run_execute, the
+      code path a worker runs), in a fresh subprocess whose peak RSS is the worker's memory; a
+      backlog above STEWARD_FANOUT_THRESHOLD fans out into shard runs, which that same process
+      then executes one after the other as a single worker would (their messages go to an
+      in-memory broker, never to Redis);
+  (b) a naive loop: one transaction and a dozen ORM queries per escrow, on `--naive` escrows;
+  (c) a raw SQL baseline: one statement that only flips the statuses and moves the balances
+      (no transfers, cycles or outbox rows).
+
+It prints escrows/s for each and the ratios (a)/(b), (a)/(c), and writes
+bench/results/release_escrows.json. Targets: (a) >= 20x (b), (a) >= 0.5x (c), peak RSS of (a)
+under 200 MB. With --check the exit status is 1 when a target is missed; it is 1 anyway when a
+measurement did the wrong thing (counts, run statuses, or a ledger that does not reconcile).
+
+The database named in DATABASE_URL (default steward_bench) is created and migrated if missing,
+and its ledger, job-run and user tables are emptied for every measurement, so the benchmark
+refuses a database whose name does not contain "bench".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/steward_bench"
+RESULTS = Path(__file__).resolve().parent / "results" / "release_escrows.json"
+# Every dataset is built relative to this instant, so each rebuild is identical.
+AS_OF = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+TARGET_VS_NAIVE = 20.0
+TARGET_VS_SQL = 0.5
+TARGET_PEAK_MB = 200.0
+POSTGRES_SETTINGS = (
+    "shared_buffers",
+    "synchronous_commit",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "work_mem",
+)
+
+LEDGER_TABLES = [
+    "ledger_notification",
+    "ledger_transfer",
+    "ledger_donationcycle",
+    "ledger_escrow",
+    "ledger_donation",
+    "ledger_match",
+    "ledger_wallet",
+    "ledger_systemaccount",
+    "jobs_jobrunattempt",
+    "jobs_jobrun",
+    "auth_user",
+]
+
+
+# --- Setup ------------------------------------------------------------------------------------
+
+
+def database_ensure(url: str) -> bool:
+    """Create the database named in `url` if it is missing; True when it was created."""
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise SystemExit(f"the benchmark needs PostgreSQL, DATABASE_URL is {url}")
+    if "bench" not in config["NAME"]:
+        raise SystemExit(
+            f"the benchmark empties the tables of {config['NAME']!r}: point DATABASE_URL at a "
+            "database whose name contains 'bench'"
+        )
+    params = {
+        "host": config["HOST"] or None,
+        "port": config["PORT"] or None,
+        "user": config["USER"] or None,
+        "password": config["PASSWORD"] or None,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
+    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]
+        ).fetchone()
+        if exists:
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
+        return True
+
+
+def django_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    import django
+
+    django.setup()
+
+
+# --- Dataset ----------------------------------------------------------------------------------
+
+
+def dataset_build(*, escrows: int, wallets: int) -> dict:
+    """Empty the ledger and create `wallets` funded wallets and `escrows` due escrows.
+
+    Everything is deterministic: the same arguments give the same rows and ids. Each escrow
+    has its donation, its pending cycle and its donation transfer; each wallet its deposit;
+    the cached balances equal the replay of the transfers, so the ledger reconciles.
+    """
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from ledger.services.transfers import COIN_ISSUANCE, EXTERNAL_MONEY, transfer_id
+
+    if wallets < 2:
+        raise ValueError("the benchmark needs at least 2 wallets")
+    started = time.perf_counter()
+    hold = timedelta(hours=settings.ESCROW_HOLD_HOURS)
+    params = {
+        "wallets": wallets,
+        "escrows": escrows,
+        "as_of": AS_OF,
+        "hold": hold,
+        # The oldest escrow's hold ended an hour plus one second per escrow before as_of, the
+        # newest an hour before it; ids follow age, as they do in production.
+        "newest": AS_OF - hold - timedelta(hours=1),
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(LEDGER_TABLES)} RESTART IDENTITY CASCADE")
+        cursor.execute(
+            """
+            INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name,
+                                   email, is_staff, is_active, date_joined)
+            SELECT i, '!bench', false, 'bench-' || lpad(i::text, 7, '0'), '', '',
+                   'bench-' || i || '@example.com', false, true, %(as_of)s
+            FROM generate_series(1, %(wallets)s) AS i
+            """,
+            params,
+        )
+        # The plan: a donor and a different recipient per escrow, spread over the wallets.
+        cursor.execute(
+            """
+            CREATE TEMP TABLE bench_plan ON COMMIT DROP AS
+            SELECT j AS id, d.donor,
+                   1 + (d.donor - 1 + 1 + (j * 104729) %% (%(wallets)s - 1)) %% %(wallets)s
+                       AS recipient,
+                   1000 + 100 * ((j * 2654435761) %% 191) AS amount,
+                   %(newest)s::timestamptz - (%(escrows)s - j) * interval '1 second'
+                       AS created_at
+            FROM generate_series(1::bigint, %(escrows)s) AS j,
+                 LATERAL (SELECT 1 + (j * 7919 + 13) %% %(wallets)s AS donor) AS d
+            """,
+            params,
+        )
+        cursor.execute(
+            """
+            INSERT INTO ledger_wallet (id, user_id, spendable_balance, receivable_balance,
+                                       charity_coins, trust_score, created_at)
+            SELECT i, i, 50000 + 100 * ((i * 37) %% 4500), COALESCE(r.amount, 0), 0, 1.00,
+                   %(as_of)s
+            FROM generate_series(1, %(wallets)s) AS i
+            LEFT JOIN (SELECT recipient, SUM(amount) AS amount FROM bench_plan
+                       GROUP BY recipient) AS r ON r.recipient = i
+            """,
+            params,
+        )
+        cursor.execute(
+            """
+            INSERT INTO ledger_donation (id, reference, amount, created_at, donor_id, recipient_id)
+            SELECT id, 'TXN-' || to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDD') || '-'
+                       || lpad(id::text, 5, '0'),
+                   amount, created_at, donor, recipient
+            FROM bench_plan
+            """,
+            params,
+        )
+        cursor.execute(
+            """
+            INSERT INTO ledger_escrow (id, donation_id, donor_id, recipient_id, amount, status,
+                                       created_at, hold_until)
+            SELECT id, id, donor, recipient, amount, 'holding', created_at,
+                   created_at + %(hold)s
+            FROM bench_plan
+            """,
+            params,
+        )
+        cursor.execute(
+            """
+            INSERT INTO ledger_donationcycle (id, wallet_id, donation_id, amount, status,
+                                              created_at)
+            SELECT id, recipient, id, amount, 'pending', created_at FROM bench_plan
+            """,
+            params,
+        )
+        # Each wallet's deposit covers what it gave plus what it still holds.
+        cursor.execute(
+            """
+            SELECT w.id, w.spendable_balance + COALESCE(g.amount, 0)
+            FROM ledger_wallet AS w
+            LEFT JOIN (SELECT donor, SUM(amount) AS amount FROM bench_plan GROUP BY donor) AS g
+                   ON g.donor = w.id
+            ORDER BY w.id
+            """
+        )
+        deposits = cursor.fetchall()
+        cursor.execute(
+            "SELECT id, donor, recipient, amount, created_at FROM bench_plan ORDER BY id"
+        )
+        donations = cursor.fetchall()
+        with cursor.cursor.copy(
+            "COPY ledger_transfer (id, reference, kind, asset, amount, debit_account, "
+            "credit_account, created_at) FROM STDIN"
+        ) as copy:
+            for wallet_id, amount in deposits:
+                reference = f"deposit:bench-{wallet_id}"
+                copy.write_row(
+                    (
+                        transfer_id(reference),
+                        reference,
+                        "deposit",
+                        "money",
+                        amount,
+                        EXTERNAL_MONEY,
+                        f"wallet:{wallet_id}:spendable",
+                        params["newest"] - timedelta(days=1, seconds=escrows),
+                    )
+                )
+            for donation_id, donor, recipient, amount, created_at in donations:
+                reference = f"donation:{donation_id}"
+                copy.write_row(
+                    (
+                        transfer_id(reference),
+                        reference,
+                        "donation",
+                        "money",
+                        amount,
+                        f"wallet:{donor}:spendable",
+                        f"wallet:{recipient}:receivable",
+                        created_at,
+                    )
+                )
+        deposited = sum(amount for _wallet, amount in deposits)
+        cursor.execute(
+            "INSERT INTO ledger_systemaccount (code, asset, balance, allow_negative) "
+            "VALUES (%s, 'money', %s, true), (%s, 'coins', 0, true)",
+            [EXTERNAL_MONEY, -deposited, COIN_ISSUANCE],
+        )
+        for table in ("auth_user", "ledger_wallet", "ledger_donation", "ledger_escrow"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT MAX(id) FROM {table}))"
+            )
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('ledger_donationcycle', 'id'), "
+            "(SELECT MAX(id) FROM ledger_donationcycle))"
+        )
+    with connection.cursor() as cursor:
+        for table in LEDGER_TABLES:
+            cursor.execute(f"VACUUM ANALYZE {table}")
+        cursor.execute("CHECKPOINT")
+    return {"seconds": round(time.perf_counter() - started, 2)}
+
+
+def due_count() -> int:
+    from ledger.services.escrows import escrows_due
+
+    return escrows_due(as_of=AS_OF).count()
+
+
+def ledger_clean() -> bool:
+    from ledger.services.reconcile import ledger_reconcile
+
+    report = ledger_reconcile()
+    if not report["clean"]:
+        failed = [check for check in report["checks"] if not check["ok"]]
+        print(f"  ledger does not reconcile: {json.dumps(failed, default=str)[:2000]}")
+    return report["clean"]
+
+
+# --- (a) Steward's job, in a fresh worker-like process ----------------------------------------
+
+
+def job_measure_in_subprocess(*, batch_size: int) -> dict:
+    env = {**os.environ, "STEWARD_BATCH_SIZE": str(batch_size)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.release_escrows", "--run-job"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stderr[-5000:])
+        raise RuntimeError(f"the job subprocess exited with {completed.returncode}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def backend_cpu_seconds(pid: int) -> float | None:
+    """CPU time of a PostgreSQL backend process, when the server runs on this machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # utime and stime are fields 14 and 15 of stat(5); the split starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(usage) -> float:
+    """Peak resident memory of this process, Django included.
+
+    On Linux ru_maxrss survives exec: a child spawned by the (much larger) benchmark process
+    would report the parent's RSS at fork. VmHWM is the high-water mark of this program's own
+    address space, so it is read first; ru_maxrss (KiB on Linux) is the fallback.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(usage.ru_maxrss / 1024, 1)
+
+
+def job_run_here() -> dict:
+    """Body of the subprocess: run release_escrows through the runner, then its shards."""
+    import dramatiq
+    from dramatiq import Message
+    from dramatiq.brokers.stub import StubBroker
+
+    # Shard messages go to an in-memory broker that this process drains itself, so the
+    # benchmark never talks to (or leaves messages in) a Redis a real worker may listen to.
+    broker = StubBroker()
+    dramatiq.set_broker(broker)
+
+    from django.conf import settings
+    from django.db import connection
+
+    from jobs.actors import actor_for
+    from jobs.models import JobRun, RunStatus
+    from jobs.services import job_run_create, job_run_execute
+
+    queue = broker.queues.get(actor_for("release_escrows").queue_name)
+    with connection.cursor() as cursor:  # connect before the clock starts
+        cursor.execute("SELECT pg_backend_pid()")
+        backend_pid = cursor.fetchone()[0]
+    backend_before = backend_cpu_seconds(backend_pid)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
+    started = time.perf_counter()
+    run = job_run_create(job="release_escrows", trigger="cli", as_of=AS_OF)
+    run = job_run_execute(run_id=run.pk)
+    shards = 0
+    while not queue.empty():
+        message = Message.decode(queue.get())
+        job_run_execute(run_id=message.args[0], message_id=message.message_id)
+        shards += 1
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_before
+    backend_after = backend_cpu_seconds(backend_pid)
+    run = JobRun.objects.get(pk=run.pk)
+    failed = JobRun.objects.filter(parent=run).exclude(status=RunStatus.SUCCEEDED).count()
+    return {
+        "seconds": seconds,
+        "escrows": run.summary.get("escrows_released", 0),
+        "run_status": run.status,
+        "summary": {k: v for k, v in run.summary.items() if k != "sample_ids"},
+        "shards": shards,
+        "shards_not_succeeded": failed,
+        "batch_size": settings.STEWARD_BATCH_SIZE,
+        "fanout_threshold": settings.STEWARD_FANOUT_THRESHOLD,
+        "shard_size": settings.STEWARD_SHARD_SIZE,
+        "peak_rss_mb": peak_rss_mb(usage),
+        # What getrusage says; on Linux it also counts the parent's RSS at fork, see above.
+        "ru_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
+        "worker_cpu_seconds": round(cpu_seconds, 2),
+        "postgres_backend_cpu_seconds": (
+            round(backend_after - backend_before, 2)
+            if backend_before is not None and backend_after is not None
+            else None
+        ),
+    }
+
+
+# --- (b) The naive loop -----------------------------------------------------------------------
+
+
+def naive_release_one(pk: int, *, now: datetime) -> bool:
+    """The straightforward ORM version: one transaction and a dozen queries for one escrow."""
+    from django.conf import settings
+    from django.db import transaction
+    from django.db.models import F
+
+    from ledger.models import (
+        CycleStatus,
+        DonationCycle,
+        Escrow,
+        EscrowStatus,
+        Notification,
+        SystemAccount,
+        Transfer,
+        Wallet,
+    )
+    from ledger.services.transfers import COIN_ISSUANCE, transfer_id, wallet_account
+
+    coins = settings.DONOR_RELEASE_COINS
+    with transaction.atomic():
+        escrow = (
+            Escrow.objects.select_for_update(of=("self",))
+            .select_related("donation", "donor", "recipient")
+            .filter(pk=pk, status=EscrowStatus.HOLDING, hold_until__lte=AS_OF)
+            .first()
+        )
+        if escrow is None:
+            return False
+        escrow.status = EscrowStatus.RELEASED
+        escrow.released_at = now
+        escrow.save(update_fields=["status", "released_at"])
+        recipient = Wallet.objects.select_for_update().get(pk=escrow.recipient_id)
+        recipient.receivable_balance = F("receivable_balance") - escrow.amount
+        recipient.spendable_balance = F("spendable_balance") + escrow.amount
+        recipient.save(update_fields=["receivable_balance", "spendable_balance"])
+        for reference, kind, asset, amount, debit, credit in (
+            (
+                f"escrow-release:{pk}",
+                "escrow_release",
+                "money",
+                escrow.amount,
+                wallet_account(escrow.recipient_id, "receivable"),
+                wallet_account(escrow.recipient_id, "spendable"),
+            ),
+            (
+                f"escrow-coins:{pk}",
+                "coin_award",
+                "coins",
+                coins,
+                COIN_ISSUANCE,
+                wallet_account(escrow.donor_id, "coins"),
+            ),
+        ):
+            Transfer.objects.create(
+                id=transfer_id(reference),
+                reference=reference,
+                kind=kind,
+                asset=asset,
+                amount=amount,
+                debit_account=debit,
+                credit_account=credit,
+            )
+        Wallet.objects.filter(pk=escrow.donor_id).update(charity_coins=F("charity_coins") + coins)
+        SystemAccount.objects.filter(code=COIN_ISSUANCE).update(balance=F("balance") - coins)
+        DonationCycle.objects.filter(
+            donation_id=escrow.donation_id, status=CycleStatus.PENDING
+        ).update(
+            status=CycleStatus.OBLIGATED,
+            obligated_at=now,
+            due_at=AS_OF + timedelta(days=settings.CYCLE_DUE_DAYS),
+        )
+        payload = {
+            "escrow_id": pk,
+            "transaction": escrow.donation.reference,
+            "amount": escrow.amount,
+        }
+        Notification.objects.create(
+            user_id=escrow.donor.user_id,
+            channel="push",
+            kind="escrow_released_donor",
+            dedupe_key=f"escrow-released-donor:{pk}",
+            payload={**payload, "coins": coins},
+        )
+        Notification.objects.create(
+            user_id=escrow.recipient.user_id,
+            channel="push",
+            kind="escrow_released_recipient",
+            dedupe_key=f"escrow-released-recipient:{pk}",
+            payload=payload,
+        )
+    return True
+
+
+def naive_measure(*, count: int) -> dict:
+    from django.utils import timezone
+
+    from ledger.services.escrows import escrows_due
+
+    ids = list(escrows_due(as_of=AS_OF).order_by("pk").values_list("pk", flat=True)[:count])
+    started = time.perf_counter()
+    released = sum(naive_release_one(pk, now=timezone.now()) for pk in ids)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "escrows": released}
+
+
+# --- (c) The raw SQL baseline --------------------------------------------------------------------
+
+RAW_SQL = """
+WITH released AS (
+    UPDATE ledger_escrow SET status = 'released', released_at = %(now)s
+    WHERE status = 'holding' AND hold_until <= %(as_of)s
+    RETURNING recipient_id, amount
+), moves AS (
+    SELECT recipient_id, SUM(amount) AS amount, COUNT(*) AS escrows
+    FROM released GROUP BY recipient_id
+), moved AS (
+    UPDATE ledger_wallet AS wallet
+    SET receivable_balance = wallet.receivable_balance - moves.amount,
+        spendable_balance = wallet.spendable_balance + moves.amount
+    FROM moves WHERE wallet.id = moves.recipient_id
+    RETURNING moves.escrows
+)
+SELECT COALESCE(SUM(escrows), 0) FROM moved
+"""
+
+
+def raw_sql_measure() -> dict:
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(RAW_SQL, {"now": timezone.now(), "as_of": AS_OF})
+        released = int(cursor.fetchone()[0])
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "escrows": released}
+
+
+# --- Report -----------------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    import django
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server_version = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) "
+            "ORDER BY name",
+            [list(POSTGRES_SETTINGS)],
+        )
+        postgres_settings = dict(cursor.fetchall())
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "postgres": server_version,
+        "postgres_settings": postgres_settings,
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
+    }
+
+
+def rate(result: dict) -> float:
+    return result["escrows"] / result["seconds"] if result["seconds"] else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.release_escrows", description=__doc__)
+    parser.add_argument("--escrows", type=int, default=100_000)
+    parser.add_argument("--wallets", type=int, default=20_000)
+    parser.add_argument("--naive", type=int, default=5_000)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: settings.STEWARD_BATCH_SIZE"
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--run-job", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.run_job:
+        django_setup()
+        print(json.dumps(job_run_here()))
+        return 0
+
+    database_url = os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    created = database_ensure(database_url)
+    django_setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", interactive=False, verbosity=0)
+    batch_size = args.batch_size or settings.STEWARD_BATCH_SIZE
+    machine = machine_info()
+    print(
+        f"Database {connection.settings_dict['NAME']}{' (created)' if created else ''}: "
+        f"PostgreSQL {machine['postgres']}, {machine['cpu_count']} CPUs, "
+        f"Python {machine['python']}, load {machine['load_average_at_start']}"
+    )
+    print(
+        f"Dataset: {args.escrows:,} due escrows over {args.wallets:,} wallets; batch size "
+        f"{batch_size:,}, fan-out above {settings.STEWARD_FANOUT_THRESHOLD:,} in shards of "
+        f"{settings.STEWARD_SHARD_SIZE:,}",
+        flush=True,
+    )
+    builds = []
+
+    def fresh() -> None:
+        builds.append(dataset_build(escrows=args.escrows, wallets=args.wallets)["seconds"])
+        due = due_count()
+        if due != args.escrows:
+            raise RuntimeError(f"the dataset has {due} due escrows, expected {args.escrows}")
+
+    fresh()
+    print(f"  dataset built in {builds[-1]:.1f} s", flush=True)
+    job = job_measure_in_subprocess(batch_size=batch_size)
+    job_ok = (
+        job["escrows"] == args.escrows
+        and job["run_status"] == "succeeded"
+        and not job["shards_not_succeeded"]
+        and due_count() == 0
+    )
+    job["ledger_clean"] = ledger_clean()
+    print(
+        f"  (a) job: {job['escrows']:,} in {job['seconds']:.2f} s "
+        f"({job['shards']} shard runs), peak RSS {job['peak_rss_mb']} MB, CPU "
+        f"{job['worker_cpu_seconds']} s in the worker, "
+        f"{job['postgres_backend_cpu_seconds']} s in its PostgreSQL backend",
+        flush=True,
+    )
+
+    fresh()
+    naive_count = min(args.naive, args.escrows)
+    naive = naive_measure(count=naive_count)
+    naive["ledger_clean"] = ledger_clean()
+    naive_ok = naive["escrows"] == naive_count
+    print(f"  (b) naive: {naive['escrows']:,} in {naive['seconds']:.2f} s", flush=True)
+
+    fresh()
+    raw = raw_sql_measure()
+    raw_ok = raw["escrows"] == args.escrows and due_count() == 0
+    print(f"  (c) raw SQL: {raw['escrows']:,} in {raw['seconds']:.2f} s", flush=True)
+
+    rates = {"job": rate(job), "naive": rate(naive), "raw_sql": rate(raw)}
+    vs_naive = rates["job"] / rates["naive"] if rates["naive"] else 0.0
+    vs_sql = rates["job"] / rates["raw_sql"] if rates["raw_sql"] else 0.0
+    targets = {
+        "job_vs_naive": {"target": TARGET_VS_NAIVE, "actual": round(vs_naive, 2)},
+        "job_vs_raw_sql": {"target": TARGET_VS_SQL, "actual": round(vs_sql, 3)},
+        "job_peak_rss_mb": {"target": TARGET_PEAK_MB, "actual": job["peak_rss_mb"]},
+    }
+    targets["job_vs_naive"]["met"] = vs_naive >= TARGET_VS_NAIVE
+    targets["job_vs_raw_sql"]["met"] = vs_sql >= TARGET_VS_SQL
+    targets["job_peak_rss_mb"]["met"] = job["peak_rss_mb"] < TARGET_PEAK_MB
+    correct = job_ok and job["ledger_clean"] and naive_ok and naive["ledger_clean"] and raw_ok
+
+    rows = [
+        ("(a) Steward job (runner)", job, rates["job"], f"peak RSS {job['peak_rss_mb']} MB"),
+        ("(b) naive ORM loop", naive, rates["naive"], "one transaction per escrow"),
+        ("(c) raw SQL baseline", raw, rates["raw_sql"], "status + balances only"),
+    ]
+    print()
+    print(f"{'measurement':<28}{'escrows':>10}{'seconds':>10}{'escrows/s':>12}  notes")
+    for name, result, per_second, note in rows:
+        print(
+            f"{name:<28}{result['escrows']:>10,}{result['seconds']:>10.2f}"
+            f"{per_second:>12,.0f}  {note}"
+        )
+    print()
+    for label, key, fmt in (
+        ("(a)/(b)", "job_vs_naive", "{:.1f}x (target >= {}x)"),
+        ("(a)/(c)", "job_vs_raw_sql", "{:.2f}x (target >= {}x)"),
+        ("peak RSS of (a)", "job_peak_rss_mb", "{} MB (target < {} MB)"),
+    ):
+        target = targets[key]
+        verdict = "met" if target["met"] else "MISSED"
+        print(f"{label:<16}{fmt.format(target['actual'], target['target'])}  {verdict}")
+    print(f"correctness (counts, run statuses, ledger reconciles): {'ok' if correct else 'FAILED'}")
+
+    report = {
+        "benchmark": "release_escrows",
+        "command": " ".join(
+            [Path(sys.executable).name, "-m", "bench.release_escrows", *sys.argv[1:]]
+        ),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "database": connection.settings_dict["NAME"],
+        "dataset": {
+            "escrows_due": args.escrows,
+            "wallets": args.wallets,
+            "naive_escrows": naive_count,
+            "as_of": AS_OF.isoformat(),
+            "build_seconds": builds,
+        },
+        "settings": {
+            "batch_size": batch_size,
+            "fanout_threshold": settings.STEWARD_FANOUT_THRESHOLD,
+            "shard_size": settings.STEWARD_SHARD_SIZE,
+        },
+        "results": {
+            "job": {**job, "escrows_per_second": round(rates["job"], 1)},
+            "naive": {**naive, "escrows_per_second": round(rates["naive"], 1)},
+            "raw_sql": {**raw, "escrows_per_second": round(rates["raw_sql"], 1)},
+        },
+        "ratios": {"job_vs_naive": round(vs_naive, 2), "job_vs_raw_sql": round(vs_sql, 3)},
+        "targets": targets,
+        "correct": correct,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(RESULTS)
+    shown = RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS
+    print(f"wrote {shown}")
+    if not correct:
+        return 1
+    if args.check and not all(target["met"] for target in targets.values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
