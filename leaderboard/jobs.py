@@ -1,9 +1,16 @@
 """The leaderboard's job bodies and their registration. Each adapts the run context to a
 service."""
 
+from django.conf import settings
+
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
-from leaderboard.services.cleanup import cleanup_preview, cleanup_run
+from leaderboard.services.cleanup import (
+    cleanup_preview,
+    cleanup_run,
+    scores_archive_due,
+    scores_to_archive,
+)
 from leaderboard.services.featured import featured_rotate, featured_rotate_preview
 from leaderboard.services.pools import prize_pools_finalize_due
 from leaderboard.services.standings import (
@@ -63,14 +70,23 @@ def finalize_prize_pools(context: JobContext) -> dict:
 
 
 def cleanup(context: JobContext) -> dict:
+    """A large score archive fans out into shard runs, which archive only; the parent does
+    the other steps itself."""
     if context.dry_run:
         return {"dry_run": True, **cleanup_preview(as_of=context.as_of)}
-    summary = cleanup_run(
-        as_of=context.as_of,
-        batch_size=context.batch_size,
-        on_progress=lambda done: context.progress(done=done, total=None, what="rows cleaned"),
-    )
+    progress = {
+        "batch_size": context.batch_size,
+        "on_progress": lambda done: context.progress(done=done, total=None, what="rows cleaned"),
+    }
+    if context.pk_range is not None:
+        archived = scores_archive_due(as_of=context.as_of, pk_range=context.pk_range, **progress)
+        return {"scores_archived": archived}
+    archive_rows = scores_to_archive(as_of=context.as_of)
+    fan_out = settings.LEADERBOARD_ARCHIVING and context.should_fan_out(archive_rows.count())
+    summary = cleanup_run(as_of=context.as_of, archive=not fan_out, **progress)
     context.log.info("Cleanup: %s", summary)
+    if fan_out:
+        return context.fan_out(scores_to_archive(as_of=context.as_of), summary=summary)
     return summary
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from jobs.models import JobRun, RunStatus
 from leaderboard.models import ArchivedScore, GameSession, Score, SessionStatus
 from ledger.models import Notification, NotificationStatus
-from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+from ledger.services.sweeps import PkRange, ProgressCallback, sweep_in_batches, within
 
 KEPT_LONGER = (RunStatus.FAILED, RunStatus.PARTIAL)
 ARCHIVE_FIELDS = ("pk", "player_id", "game", "points", "achieved_at", "session_id")
@@ -35,9 +35,9 @@ def scores_orphaned():
     return Score.objects.filter(session__isnull=True)
 
 
-def scores_to_archive(*, as_of: datetime):
+def scores_to_archive(*, as_of: datetime, pk_range: PkRange | None = None):
     cutoff = as_of - timedelta(days=settings.LEADERBOARD_ARCHIVE_AGE_DAYS)
-    return Score.objects.filter(achieved_at__lt=cutoff, session__isnull=False)
+    return within(Score.objects.filter(achieved_at__lt=cutoff, session__isnull=False), pk_range)
 
 
 def job_runs_expired(*, as_of: datetime):
@@ -98,12 +98,20 @@ def _delete_sweep(queryset_of, *, key: str, batch_size: int, on_progress) -> int
     return sweep_in_batches(apply_batch=apply_batch, on_progress=on_progress, progress_key=key)[key]
 
 
-def _archive_sweep(*, as_of: datetime, batch_size: int, on_progress) -> int:
+def scores_archive_due(
+    *,
+    as_of: datetime,
+    batch_size: int = 1_000,
+    on_progress: ProgressCallback | None = None,
+    pk_range: PkRange | None = None,
+) -> int:
     """Copy old scores into the archive and delete them, batch by batch in one transaction
     each, so a score is always in exactly one of the two tables."""
 
     def apply_batch() -> Counter | None:
-        rows = _claim(scores_to_archive(as_of=as_of), batch_size, *ARCHIVE_FIELDS)
+        rows = _claim(
+            scores_to_archive(as_of=as_of, pk_range=pk_range), batch_size, *ARCHIVE_FIELDS
+        )
         if not rows:
             return None
         now = timezone.now()
@@ -132,15 +140,20 @@ def _archive_sweep(*, as_of: datetime, batch_size: int, on_progress) -> int:
 
 
 def cleanup_run(
-    *, as_of: datetime, batch_size: int = 1_000, on_progress: ProgressCallback | None = None
+    *,
+    as_of: datetime,
+    batch_size: int = 1_000,
+    on_progress: ProgressCallback | None = None,
+    archive: bool = True,
 ) -> dict:
     """Delete stale sessions (their scores become orphans), then orphaned scores, archive old
-    scores, and prune expired job runs and sent notifications."""
+    scores (unless `archive` is False: shard runs do it), and prune expired job runs and sent
+    notifications."""
     options = {"batch_size": batch_size, "on_progress": on_progress}
     sessions = _delete_sweep(lambda: sessions_stale(as_of=as_of), key="sessions_deleted", **options)
     orphans = _delete_sweep(scores_orphaned, key="orphan_scores_deleted", **options)
     archiving = settings.LEADERBOARD_ARCHIVING
-    archived = _archive_sweep(as_of=as_of, **options) if archiving else 0
+    archived = scores_archive_due(as_of=as_of, **options) if archiving and archive else 0
     runs = _delete_sweep(lambda: job_runs_expired(as_of=as_of), key="job_runs_deleted", **options)
     notifications = _delete_sweep(
         lambda: notifications_expired(as_of=as_of), key="notifications_deleted", **options
