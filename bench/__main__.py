@@ -6,6 +6,10 @@ import sys
 BENCHMARKS = [
     "bench.release_escrows",
     "bench.update_leaderboard",
+    "bench.scaling",
+    "bench.latency",
+    "bench.drift",
+    "bench.notifications",
 ]
 
 

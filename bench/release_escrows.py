@@ -181,7 +181,7 @@ def dataset_build(*, escrows: int, wallets: int) -> dict:
             """
             INSERT INTO ledger_donation (id, reference, amount, created_at, donor_id, recipient_id)
             SELECT id, 'TXN-' || to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDD') || '-'
-                       || lpad(id::text, 5, '0'),
+                       || lpad(id::text, GREATEST(length(id::text), 5), '0'),
                    amount, created_at, donor, recipient
             FROM bench_plan
             """,

@@ -254,7 +254,6 @@ def _release_batch(
                 payload,
             )
         )
-    transfers_book(lines=lines, job_run=job_run)
     cycles = DonationCycle.objects.filter(
         donation_id__in=[row[4] for row in claimed], status=CycleStatus.PENDING
     ).update(
@@ -263,6 +262,9 @@ def _release_batch(
         due_at=as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
     )
     queued = notifications_queue(drafts=drafts)
+    # Last: it locks the wallets and the coin-issuance account that every concurrent batch
+    # shares, which are then held only until this batch commits.
+    transfers_book(lines=lines, job_run=job_run)
     counts = Counter(
         escrows_released=len(ids),
         amount_released=sum(row[3] for row in claimed),

@@ -60,7 +60,9 @@ def transfers_book(*, lines: Sequence[TransferLine], job_run=None) -> int:
     """Insert the transfers and move the cached balances, in the caller's transaction.
 
     A reference booked before raises IntegrityError and rolls the whole batch back: the
-    caller's conditional status change is the first guard, this is the second.
+    caller's conditional status change is the first guard, this is the second. The balance
+    rows are locked (in primary-key order) only after the inserts, so a caller that books its
+    transfers as the last write of its transaction holds those shared rows briefly.
     """
     if not lines:
         return 0
@@ -82,9 +84,9 @@ def transfers_book(*, lines: Sequence[TransferLine], job_run=None) -> int:
                 system_deltas[code] += sign * line.amount
 
     _ensure_system_accounts(system_deltas, lines)
+    _insert_transfers(lines, job_run)
     wallets_lock(wallet_deltas)
     system_accounts_lock(system_deltas)
-    _insert_transfers(lines, job_run)
     _apply_wallet_deltas(wallet_deltas)
     for code, delta in sorted(system_deltas.items()):
         if delta:
