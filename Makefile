@@ -11,7 +11,7 @@ BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run venv test lint bench clean
+.PHONY: run venv test lint bench faults clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,12 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# Every fault scenario in its long configuration (real workers, schedulers, a private
+# redis-server); prints the results table and writes bench/results/faults.json.
+faults: venv
+	@DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m project.service_check postgres
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m tests.faults $(FAULTS_ARGS)
 
 bench: venv
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench

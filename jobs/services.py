@@ -37,6 +37,8 @@ from jobs.registry import all_jobs, get_job
 logger = logging.getLogger("steward.jobs")
 
 BANNER = "=" * 60
+# How long a queued run waits for the holder of its job's lock to show itself before skipping.
+HOLDER_WAIT_SECONDS = 2.0
 WORKER_LOST = "worker lost: its job lock vanished while the run was running"
 
 
@@ -161,20 +163,37 @@ def _lock_name(run: JobRun) -> str:
 
 
 def _skip_overlapping(run: JobRun) -> JobRun:
-    holder = (
-        JobRun.objects.filter(job=run.job, status=RunStatus.RUNNING, parent__isnull=True)
-        .exclude(pk=run.pk)
-        .first()
-    )
-    if run.parent_id is not None or (run.status == RunStatus.RUNNING and holder is None):
-        logger.info(
-            "Run #%s of %s is already running elsewhere; ignoring a duplicate message.",
-            run.pk,
-            run.job,
+    """The job's lock is held. A run that is no longer queued is being (or was) executed by
+    another delivery of its own message: leave it. A queued run is skipped, but only once the
+    lock's holder shows itself as running, or after a short wait: the holder may be this very
+    run, between taking the lock and recording that it runs."""
+    if run.parent_id is not None:
+        return _ignore_duplicate(run)
+    deadline = time.monotonic() + HOLDER_WAIT_SECONDS
+    while True:
+        run.refresh_from_db()
+        if run.status != RunStatus.QUEUED:
+            return _ignore_duplicate(run)
+        holder = (
+            JobRun.objects.filter(job=run.job, status=RunStatus.RUNNING, parent__isnull=True)
+            .exclude(pk=run.pk)
+            .first()
         )
-        return run
+        if holder is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     holder_text = f" (run #{holder.pk})" if holder else ""
     return _skip(run, f"another run of {run.job} is in progress{holder_text}")
+
+
+def _ignore_duplicate(run: JobRun) -> JobRun:
+    logger.info(
+        "Run #%s of %s is already %s elsewhere; ignoring a duplicate message.",
+        run.pk,
+        run.job,
+        run.status,
+    )
+    return run
 
 
 def _skip(run: JobRun, reason: str) -> JobRun:

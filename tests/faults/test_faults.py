@@ -1,0 +1,400 @@
+"""Fault injection with real PostgreSQL, a private Redis, and real worker and scheduler processes.
+
+Every scenario ends in `conclude`: the reconciliation runs on a worker and the invariants are
+measured (for the table `make faults` prints) and asserted: no duplicate money effect, no due
+work left undone, every asset conserved, one run per schedule slot, and every balance equal to
+the workload's own model.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import timedelta
+
+import dramatiq
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from jobs.actors import actor_for
+from jobs.models import AttemptStatus, JobRun, RunStatus
+from jobs.services import job_run_create, job_run_enqueue
+from ledger.models import Escrow, EscrowStatus
+from tests.faults.fleet import Fleet, run_and_wait, wait_finished
+from tests.faults.harness import StewardProcess, backends, rows_locked, wait_for
+from tests.faults.profile import current_profile
+from tests.faults.verdict import conclude
+from tests.faults.workload import Workload
+
+PROFILE = current_profile()
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(900),
+]
+
+LOCK_WALLETS = "SELECT id FROM ledger_wallet WHERE id = ANY(%s) FOR UPDATE"
+LOCK_ATTEMPTS = "SELECT id FROM jobs_jobrunattempt WHERE run_id = %s FOR UPDATE"
+MINUTE = timedelta(minutes=1)
+
+
+def released_by(run: JobRun) -> int:
+    return Escrow.objects.filter(released_by_run=run).count()
+
+
+def runner_of(run: JobRun, fleet: Fleet) -> StewardProcess:
+    """The worker process executing the run's latest attempt."""
+    attempt = wait_for(
+        lambda: run.attempts.order_by("-number").first(), timeout=30, message="an attempt"
+    )
+    pid = int(attempt.worker.rsplit(":", 1)[1])
+    return next(p for p in fleet.processes.values() if pid in p.pids())
+
+
+def blocked_on_lock(process: StewardProcess, *, table: str = "", wrote: bool = False) -> bool:
+    """Whether one of the process's backends waits for a row lock: in a statement on `table`,
+    and with `wrote`, inside a transaction that has already written."""
+    return any(
+        backend["waiting"] == "Lock" and table in backend["query"] and backend["wrote"] >= wrote
+        for backend in backends(process.application_name)
+    )
+
+
+def enqueue_release(reason: str) -> JobRun:
+    return job_run_enqueue(job="release_escrows", trigger="cli", reason=reason)
+
+
+def test_1_sigkill_inside_a_batch_and_after_commit_before_the_ack(fleet):
+    started = time.monotonic()
+    workload = Workload(label="kill")
+    workload.open_wallets(40)
+    worker = fleet.worker("w0")
+    for round_number in range(PROFILE.kills):
+        # given due escrows, and every wallet row locked by another transaction
+        workload.backlog(300)
+        wallet_ids = [wallet.pk for wallet in workload.wallets]
+        with rows_locked(LOCK_WALLETS, [wallet_ids]):
+            run = enqueue_release("SIGKILL inside a batch transaction")
+            # when the worker has changed its first batch's escrows and waits for the wallets
+            wait_for(
+                lambda w=worker: blocked_on_lock(w, table="ledger_wallet", wrote=True),
+                timeout=30,
+                message="the worker inside its batch transaction",
+            )
+            fleet.kill(worker)
+        wait_for(
+            lambda w=worker: not backends(w.application_name),
+            timeout=30,
+            message="the killed worker's database sessions to end",
+        )
+        # then none of the batch was committed
+        assert released_by(run) == 0
+        # and a new worker is given the message once the dead one's heartbeat is stale, and
+        # takes the run over
+        worker = fleet.worker(f"w{round_number}a")
+        run = wait_finished(run.pk)
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        assert list(run.attempts.values_list("status", flat=True)) == [
+            AttemptStatus.ABANDONED,
+            AttemptStatus.SUCCEEDED,
+        ]
+
+        # given a run in progress whose attempt row we lock
+        workload.backlog(1_000)
+        run = enqueue_release("SIGKILL after commit, before the ack")
+        wait_for(lambda r=run: r.attempts.exists(), timeout=30, message="the run to start")
+        with rows_locked(LOCK_ATTEMPTS, [run.pk]):
+            # when the run's outcome has committed and the worker waits to close its attempt
+            wait_for(
+                lambda r=run, w=worker: (
+                    JobRun.objects.get(pk=r.pk).status == RunStatus.SUCCEEDED
+                    and blocked_on_lock(w, table="jobs_jobrunattempt")
+                ),
+                timeout=300,
+                message="the run to commit its outcome",
+            )
+            fleet.kill(worker)
+        # then the unacknowledged message comes back and finds its run finished
+        seen = fleet.duplicates_seen()
+        worker = fleet.worker(f"w{round_number}b")
+        wait_for(
+            lambda n=seen: fleet.duplicates_seen() > n,
+            timeout=60,
+            message="the redelivered message",
+        )
+        assert JobRun.objects.get(pk=run.pk).attempts.count() == 1
+
+    conclude("1. SIGKILL mid-batch / before ack", fleet=fleet, workload=workload, started=started)
+
+
+@pytest.mark.timeout(PROFILE.slots * 60 + 420)
+def test_2_two_workers_and_two_schedulers_in_compressed_time(fleet):
+    started = time.monotonic()
+    # given every money job ticking each minute, obligations due as soon as they start, two
+    # workers and two schedulers
+    env = {
+        f"STEWARD_JOB_{job.upper()}_CRON": "* * * * *"
+        for job in ("release_escrows", "expire_matches", "cycle_reminders", "reconcile_ledger")
+    }
+    env["CYCLE_DUE_DAYS"] = "0"
+    fleet.workers("w1", "w2", **env)
+    schedulers = fleet.schedulers("s1", "s2", **env)
+    first_slot = timezone.now().replace(second=0, microsecond=0)
+    last_slot = first_slot + PROFILE.slots * MINUTE
+    workload = Workload(label="fleet")
+    workload.open_wallets(30)
+    workload.backlog(100)
+    workload.backlog(50, due=False)
+
+    # when a workload donates, matches, accepts and fulfils with holds and expiries ending
+    # within the scenario, and one scheduler is restarted now and then
+    stop = threading.Event()
+    horizon = (last_slot - timezone.now()) - timedelta(seconds=5)
+    thread = threading.Thread(
+        target=workload.run_until, args=(stop,), kwargs={"horizon": horizon, "pause": 0.2}
+    )
+    thread.start()
+    try:
+        for restart in range(PROFILE.scheduler_restarts):
+            at = first_slot + (restart + 1) * (last_slot - first_slot) / (
+                PROFILE.scheduler_restarts + 1
+            )
+            time.sleep(max(0.0, (at - timezone.now()).total_seconds()))
+            fleet.restart(schedulers[restart % 2])
+            fleet.faults += 1
+        wait_for(
+            lambda: JobRun.objects.filter(
+                job="release_escrows", slot__gte=last_slot, status=RunStatus.SUCCEEDED
+            ).exists(),
+            timeout=(last_slot - timezone.now()).total_seconds() + 90,
+            message=f"the run of slot {last_slot:%H:%M}",
+            interval=1,
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        for scheduler in schedulers:
+            scheduler.stop()
+
+    # then both schedulers ticked, and every reconciliation on the way found the books clean
+    for scheduler in schedulers:
+        assert "tick_release_escrows" in scheduler.log_text()
+    slots = JobRun.objects.filter(job="release_escrows", slot__isnull=False).count()
+    assert slots >= PROFILE.slots
+    assert not JobRun.objects.filter(job="reconcile_ledger", status=RunStatus.PARTIAL).exists()
+    conclude(
+        "2. two workers + two schedulers",
+        fleet=fleet,
+        workload=workload,
+        started=started,
+        slots=slots,
+    )
+
+
+def test_3_a_stopped_worker_s_message_is_redelivered_while_it_still_runs(fleet):
+    started = time.monotonic()
+    workload = Workload(label="stop")
+    workload.open_wallets(40)
+    fleet.workers("w1", "w2")
+    for _ in range(PROFILE.stops):
+        # given a long release in progress on one of two workers
+        workload.backlog(PROFILE.backlog)
+        run = enqueue_release("SIGSTOP longer than the heartbeat timeout")
+        wait_for(lambda r=run: released_by(r) > 0, timeout=60, message="the first batches")
+        runner = runner_of(run, fleet)
+
+        # when that worker is stopped past the heartbeat timeout
+        seen = fleet.duplicates_seen()
+        fleet.pause(runner)
+        frozen = released_by(run)
+        # then the other worker is given the same message while the run still runs, and
+        # leaves it alone
+        wait_for(
+            lambda n=seen: fleet.duplicates_seen() > n,
+            timeout=PROFILE.heartbeat_timeout_ms / 1000 + 30,
+            message="the redelivered duplicate",
+        )
+        assert released_by(run) == frozen
+        assert JobRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+        # when the stopped worker continues, it finishes the run alone
+        fleet.resume(runner)
+        run = wait_finished(run.pk)
+        assert run.status == RunStatus.SUCCEEDED
+        assert run.attempts.count() == 1
+
+    conclude("3. SIGSTOP past the heartbeat", fleet=fleet, workload=workload, started=started)
+
+
+def test_4_the_same_run_message_sent_twice_at_once(fleet):
+    started = time.monotonic()
+    workload = Workload(label="twice")
+    workload.open_wallets(40)
+    fleet.workers("w1", "w2")
+    broker = dramatiq.get_broker()
+    for _ in range(PROFILE.duplicate_sends):
+        # given due escrows and one recorded run
+        workload.backlog(200)
+        run = job_run_create(job="release_escrows", trigger="cli", reason="sent twice")
+        message = actor_for("release_escrows").message(run.pk)
+        seen = fleet.duplicates_seen()
+
+        # when its message is enqueued twice, back to back, for two idle workers
+        broker.enqueue(message)
+        broker.enqueue(message)
+        fleet.faults += 1
+
+        # then one delivery runs it and the other finds it running or finished
+        run = wait_finished(run.pk)
+        wait_for(
+            lambda n=seen: fleet.duplicates_seen() > n,
+            timeout=30,
+            message="the second delivery",
+        )
+        # (a delivery that loses the job's lock waits for the holder to show itself, so it
+        # never skips the run its own duplicate is starting)
+        assert run.status == RunStatus.SUCCEEDED, run.status_reason
+        assert run.attempts.count() == 1
+
+    conclude(
+        "4. one run message sent twice",
+        fleet=fleet,
+        workload=workload,
+        started=started,
+    )
+
+
+@pytest.mark.timeout(PROFILE.redis_restarts * 120 + 300)
+def test_5_redis_restarted_without_persistence_while_messages_are_queued(fleet):
+    started = time.monotonic()
+    env = {
+        f"STEWARD_JOB_{job.upper()}_CRON": "* * * * *"
+        for job in ("release_escrows", "expire_matches")
+    }
+    worker = fleet.worker("w1", **env)
+    fleet.schedulers("s1", **env)
+    workload = Workload(label="redis")
+    workload.open_wallets(30)
+    lost: set[int] = set()
+    for _ in range(PROFILE.redis_restarts):
+        # given due escrows and stale matches, and the worker held still so runs stay queued
+        workload.backlog(200)
+        for _ in range(20):
+            workload.propose_match(expires_in=-timedelta(minutes=5))
+        worker.signal_group(signal.SIGSTOP)
+        for job in ("release_escrows", "expire_matches", "cycle_reminders"):
+            job_run_enqueue(job=job, trigger="cli", reason="queued before a Redis restart")
+        assert sum(fleet.redis.client().llen(f"dramatiq:{q}") for q in ("default", "money")) >= 3
+
+        # when Redis restarts without persistence, and the worker goes on
+        lost |= set(JobRun.objects.filter(status=RunStatus.QUEUED).values_list("pk", flat=True))
+        restarted_at = timezone.now()
+        fleet.restart_redis()
+        worker.signal_group(signal.SIGCONT)
+
+        # then the queued runs are lost, and the scheduler's next ticks repair their work
+        next_slot = restarted_at.replace(second=0, microsecond=0) + MINUTE
+        for job in ("release_escrows", "expire_matches"):
+            wait_for(
+                lambda j=job, s=next_slot: JobRun.objects.filter(
+                    job=j, slot__gte=s, status=RunStatus.SUCCEEDED
+                ).exists(),
+                timeout=(next_slot - timezone.now()).total_seconds() + 90,
+                message=f"{job}'s first slot after the restart",
+                interval=1,
+            )
+
+    conclude(
+        "5. Redis restarted, queue lost",
+        fleet=fleet,
+        workload=workload,
+        started=started,
+        lost_runs=frozenset(lost),
+    )
+
+
+def test_6_workers_database_sessions_terminated_mid_run(fleet):
+    started = time.monotonic()
+    workload = Workload(label="pgkill")
+    workload.open_wallets(40)
+    workers = fleet.workers("w1", "w2")
+    terminated = 0
+    for _ in range(PROFILE.terminations):
+        # given a long release in progress
+        workload.backlog(PROFILE.backlog)
+        run = enqueue_release("pg_terminate_backend mid-run")
+        wait_for(lambda r=run: released_by(r) > 0, timeout=60, message="the first batches")
+
+        # when every database session of both workers is terminated
+        terminated += fleet.terminate_backends(*workers)
+
+        # then the run is retried and finishes, on workers that were never restarted
+        run = wait_finished(run.pk)
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        assert run.attempts.count() >= 2
+    assert all(worker.alive for worker in workers)
+
+    conclude(
+        "6. pg_terminate_backend mid-run",
+        fleet=fleet,
+        workload=workload,
+        started=started,
+        backends_terminated=terminated,
+    )
+
+
+def test_7_a_poison_escrow_among_good_ones(fleet):
+    started = time.monotonic()
+    fleet.worker("w1", STEWARD_BATCH_SIZE="10")
+    workload = Workload(label="poison")
+    good = workload.open_wallets(20)
+    workload.backlog(55)
+    # given one due escrow whose recipient's receivable balance was tampered below its amount
+    (victim,) = workload.open_wallets(1)
+    poison = workload.donate(due_in=-MINUTE, recipient=victim, donor=good[0])
+    for donor in good[1:5]:
+        workload.donate(due_in=-MINUTE, donor=donor, recipient=good[5])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE ledger_wallet SET receivable_balance = receivable_balance - 1 WHERE id = %s",
+            [victim.pk],
+        )
+    fleet.faults += 1
+
+    # when the release runs
+    run = run_and_wait("release_escrows", reason="a poison escrow among good ones")
+
+    # then the good escrows are released, the poison one is reported, and the run says so
+    assert run.status == RunStatus.PARTIAL
+    assert run.summary["escrows_released"] == 59
+    assert run.summary["escrows_failed"] == 1
+    assert run.summary["failed_escrows"][0]["escrow_id"] == poison.pk
+    assert "wallet_receivable_not_negative" in run.summary["failed_escrows"][0]["error"]
+    assert f"ids {poison.pk}" in run.status_reason
+    assert Escrow.objects.get(pk=poison.pk).status == EscrowStatus.HOLDING
+    assert f"release_escrows run #{run.pk} partial" in fleet.worker_logs()
+    # and the reconciliation finds the tampered account
+    report = run_and_wait("reconcile_ledger", reason="after the poison run")
+    assert report.status == RunStatus.PARTIAL
+    assert f"wallet:{victim.pk}:receivable" in str(report.summary)
+
+    # when an operator repairs the balance, the next run releases the escrow
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE ledger_wallet SET receivable_balance = receivable_balance + 1 WHERE id = %s",
+            [victim.pk],
+        )
+    repaired = run_and_wait("release_escrows", reason="after the repair")
+    assert repaired.status == RunStatus.SUCCEEDED
+    assert repaired.summary["escrows_released"] == 1
+
+    conclude(
+        "7. poison row among good ones",
+        fleet=fleet,
+        workload=workload,
+        started=started,
+        poison_run=run.summary["failed_escrows"],
+    )
