@@ -206,3 +206,32 @@ def test_a_real_worker_exports_dramatiq_prometheus_metrics(tmp_path):
         assert "dramatiq_messages_total" in scraped()
     finally:
         worker.stop()
+
+
+def test_a_requeued_dead_letter_is_run_by_a_real_worker(broker, tmp_path):
+    from jobs.actors import actor_for
+    from jobs.queues import queue_requeue_dead, queue_stats
+
+    # given a queued run whose message was dead-lettered before any worker ran it
+    run = job_run_create(job="expire_matches", trigger="cli", reason="dead letter")
+    actor_for("expire_matches").send(run.pk)
+    consumer = broker.consume("default", prefetch=1, timeout=1000)
+    try:
+        consumer.nack(next(consumer))
+    finally:
+        consumer.close()
+    assert next(s for s in queue_stats() if s.name == "default").dead_lettered == 1
+
+    # when an operator requeues the dead letters and a worker is running
+    assert queue_requeue_dead(queue="default", requested_by="ops")["requeued"] == 1
+    worker = WorkerProcess(log_path=tmp_path / "worker.log")
+    worker.start()
+    try:
+        wait_for(run_finished(run.pk), message="the requeued run")
+    finally:
+        worker.stop()
+
+    # then the worker ran it
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert next(s for s in queue_stats() if s.name == "default").dead_lettered == 0
