@@ -651,3 +651,35 @@ def log_path(name: str) -> Path:
     """Where a subprocess of a benchmark logs (under var/, which git ignores)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     return LOG_DIR / f"{name}.log"
+
+
+def process_comparison(
+    measurements: list[dict], *, rate: str, count: str
+) -> tuple[dict[int, dict], list[list]]:
+    """Each process count's best round (the least disturbed by whatever else the machine ran),
+    and a table row per measurement with its speed-up over the best single-process round."""
+    best: dict[int, dict] = {}
+    for result in measurements:
+        current = best.get(result["processes"])
+        if current is None or result[rate] > current[rate]:
+            best[result["processes"]] = result
+    single = best.get(1)
+    rows = []
+    for result in measurements:
+        ratio = result[rate] / single[rate] if single and single[rate] else None
+        sampled = result["sampled"]
+        rows.append(
+            [
+                result["processes"],
+                result["threads"],
+                result[count],
+                round(result["seconds"], 1),
+                round(result[rate]),
+                f"{ratio:.2f}x" if ratio else "",
+                result["worker_cores_used"],
+                result["postgres_cores_used"],
+                sampled["machine_cores_busy_mean"],
+                describe_backends(sampled),
+            ]
+        )
+    return best, rows

@@ -255,34 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             harness.database_drop(database_url, database)
             harness.database_drop(database_url, template)
 
-    best: dict[int, dict] = {}
-    for result in measurements:
-        current = best.get(result["processes"])
-        if current is None or result["deliveries_per_second"] > current["deliveries_per_second"]:
-            best[result["processes"]] = result
-    single = best.get(1)
-    rows = []
-    for result in measurements:
-        ratio = (
-            result["deliveries_per_second"] / single["deliveries_per_second"]
-            if single and single["deliveries_per_second"]
-            else None
-        )
-        sampled = result["sampled"]
-        rows.append(
-            [
-                result["processes"],
-                result["threads"],
-                result["sent"],
-                round(result["seconds"], 1),
-                round(result["deliveries_per_second"]),
-                f"{ratio:.2f}x" if ratio else "",
-                result["worker_cores_used"],
-                result["postgres_cores_used"],
-                sampled["machine_cores_busy_mean"],
-                harness.describe_backends(sampled),
-            ]
-        )
+    _, rows = harness.process_comparison(measurements, rate="deliveries_per_second", count="sent")
     print()
     print(
         harness.table(

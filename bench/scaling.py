@@ -324,37 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             harness.database_drop(database_url, database)
             harness.database_drop(database_url, template)
 
-    by_processes: dict[int, list[dict]] = {}
-    for result in measurements:
-        by_processes.setdefault(result["processes"], []).append(result)
-    # Each process count's best round: the least disturbed by whatever else the machine ran.
-    best = {
-        processes: max(results, key=lambda r: r["escrows_per_second"])
-        for processes, results in by_processes.items()
-    }
-    single = best.get(1)
-    rows = []
-    for result in measurements:
-        speedup = (
-            result["escrows_per_second"] / single["escrows_per_second"]
-            if single and single["escrows_per_second"]
-            else None
-        )
-        sampled = result["sampled"]
-        rows.append(
-            [
-                result["processes"],
-                result["threads"],
-                result["escrows_released"],
-                round(result["seconds"], 1),
-                round(result["escrows_per_second"]),
-                f"{speedup:.2f}x" if speedup else "",
-                result["worker_cores_used"],
-                result["postgres_cores_used"],
-                sampled["machine_cores_busy_mean"],
-                harness.describe_backends(sampled),
-            ]
-        )
+    best, rows = harness.process_comparison(
+        measurements, rate="escrows_per_second", count="escrows_released"
+    )
     print()
     print(
         harness.table(
