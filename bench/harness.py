@@ -125,6 +125,19 @@ def database_create(url: str, name: str, *, template: str | None = None) -> floa
     return time.perf_counter() - started
 
 
+def database_ensure(url: str) -> bool:
+    """Create the database named in `url` if it is missing; True when it was created."""
+    from psycopg import sql
+
+    name = database_name(url)
+    _owned(name)
+    with _admin_connect(url) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
+
+
 def database_drop(url: str, name: str) -> None:
     from psycopg import sql
 

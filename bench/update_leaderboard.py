@@ -38,6 +38,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from bench import harness
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/steward_bench"
 RESULTS = Path(__file__).resolve().parent / "results" / "update_leaderboard.json"
 # Every dataset is built relative to this instant, so each rebuild is identical.
@@ -100,41 +102,6 @@ SELECT user_id, score, rank() OVER (ORDER BY score DESC, user_id) AS rank FROM s
 
 
 # --- Setup ------------------------------------------------------------------------------------
-
-
-def database_ensure(url: str) -> bool:
-    """Create the database named in `url` if it is missing; True when it was created."""
-    import dj_database_url
-    import psycopg
-    from psycopg import sql
-
-    config = dj_database_url.parse(url)
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        raise SystemExit(f"the benchmark needs PostgreSQL, DATABASE_URL is {url}")
-    params = {
-        "host": config["HOST"] or None,
-        "port": config["PORT"] or None,
-        "user": config["USER"] or None,
-        "password": config["PASSWORD"] or None,
-        "dbname": "postgres",
-        "autocommit": True,
-    }
-    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]
-        ).fetchone()
-        if exists:
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
-        return True
-
-
-def django_setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
-    import django
-
-    django.setup()
 
 
 # --- Dataset ----------------------------------------------------------------------------------
@@ -478,15 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.run_job:
-        django_setup()
+        harness.django_setup()
         print(json.dumps(job_run_here(datetime.fromisoformat(args.run_job))))
         return 0
     if args.users < 2 or args.naive < 1 or args.rounds < 1:
         parser.error("--users must be at least 2, --naive and --rounds at least 1")
 
     database_url = os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
-    created = database_ensure(database_url)
-    django_setup()
+    created = harness.database_ensure(database_url)
+    harness.django_setup()
     from django.core.management import call_command
     from django.db import connection
 
