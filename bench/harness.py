@@ -363,6 +363,34 @@ def worker_process(
     )
 
 
+def worker_on_fresh_copy(
+    *,
+    database_url: str,
+    redis_url: str,
+    database: str,
+    template: str,
+    processes: int,
+    threads: int,
+    env: dict[str, str],
+    log_name: str,
+) -> tuple[float, ManagedProcess]:
+    """Clone `template` into `database`, point Django at it, empty the bench's Redis and start
+    a worker on the copy; returns the clone's seconds and the running worker."""
+    clone_seconds = database_create(database_url, database, template=template)
+    django_use_database(database)
+    redis_flush(redis_url)
+    worker = worker_process(
+        processes=processes,
+        threads=threads,
+        database_url=url_with_database(database_url, database),
+        redis_url=redis_url,
+        log_path=log_path(log_name),
+        env=env,
+    )
+    worker.start()
+    return clone_seconds, worker
+
+
 def scheduler_process(
     *, database_url: str, redis_url: str, log_path: Path, env: dict[str, str] | None = None
 ) -> ManagedProcess:

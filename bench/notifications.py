@@ -101,19 +101,17 @@ def measure(
     from jobs.services import job_run_enqueue
     from ledger.models import Notification
 
-    clone_seconds = harness.database_create(database_url, database, template=template)
-    harness.django_use_database(database)
-    harness.redis_flush(redis_url)
-    log = harness.log_path(f"{NAME}-{label}")
-    worker = harness.worker_process(
+    clone_seconds, worker = harness.worker_on_fresh_copy(
+        database_url=database_url,
+        redis_url=redis_url,
+        database=database,
+        template=template,
         processes=processes,
         threads=threads,
-        database_url=harness.url_with_database(database_url, database),
-        redis_url=redis_url,
-        log_path=log,
         env=worker_env,
+        log_name=f"{NAME}-{label}",
     )
-    worker.start()
+    log = worker.log_path
     try:
         load_before = harness.load_average()
         cpu_before = worker.cpu_seconds()
