@@ -138,6 +138,20 @@ def database_ensure(url: str) -> bool:
         return True
 
 
+BENCH_USERS_SQL = """
+INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name,
+                       email, is_staff, is_active, date_joined)
+SELECT i, '!bench', false, 'bench-' || lpad(i::text, 7, '0'), '', '',
+       'bench-' || i || '@example.com', false, true, %(joined)s
+FROM generate_series(1, %(count)s) AS i
+"""
+
+
+def users_insert(cursor, *, count: int, joined) -> None:
+    """Users 1..count in one statement, for datasets built with set-based SQL."""
+    cursor.execute(BENCH_USERS_SQL, {"count": count, "joined": joined})
+
+
 def database_drop(url: str, name: str) -> None:
     from psycopg import sql
 

@@ -102,16 +102,7 @@ def dataset_build(*, escrows: int, wallets: int) -> dict:
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(LEDGER_TABLES)} RESTART IDENTITY CASCADE")
-        cursor.execute(
-            """
-            INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name,
-                                   email, is_staff, is_active, date_joined)
-            SELECT i, '!bench', false, 'bench-' || lpad(i::text, 7, '0'), '', '',
-                   'bench-' || i || '@example.com', false, true, %(as_of)s
-            FROM generate_series(1, %(wallets)s) AS i
-            """,
-            params,
-        )
+        harness.users_insert(cursor, count=params["wallets"], joined=params["as_of"])
         # The plan: a donor and a different recipient per escrow, spread over the wallets.
         cursor.execute(
             """

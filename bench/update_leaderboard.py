@@ -122,16 +122,7 @@ def dataset_build(*, users: int) -> dict:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
         cursor.execute("DROP TABLE IF EXISTS bench_baseline")
-        cursor.execute(
-            """
-            INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name,
-                                   email, is_staff, is_active, date_joined)
-            SELECT i, '!bench', false, 'bench-' || lpad(i::text, 7, '0'), '', '',
-                   'bench-' || i || '@example.com', false, true, %(as_of)s
-            FROM generate_series(1, %(users)s) AS i
-            """,
-            params,
-        )
+        harness.users_insert(cursor, count=params["users"], joined=params["as_of"])
         cursor.execute(
             """
             INSERT INTO ledger_wallet (id, user_id, spendable_balance, receivable_balance,
