@@ -20,6 +20,7 @@ from ledger.models import (
     Transfer,
     Wallet,
 )
+from ledger.services.transfers import WALLET_BUCKETS, wallet_account
 
 WALLET_TRANSFERS_SHOWN = 50
 
@@ -49,10 +50,11 @@ class WalletAdmin(ReadOnlyAdmin):
 
     @admin.display(description=f"latest {WALLET_TRANSFERS_SHOWN} transfers")
     def transfers(self, wallet: Wallet):
-        # Transfers name wallet accounts by code ("wallet:<id>:<bucket>"), not by foreign key.
-        prefix = f"wallet:{wallet.pk}:"
+        # Transfers name wallet accounts by code ("wallet:<id>:<bucket>"), not by foreign key;
+        # exact codes use the account indexes.
+        codes = [wallet_account(wallet.pk, bucket) for bucket in WALLET_BUCKETS]
         rows = Transfer.objects.filter(
-            Q(debit_account__startswith=prefix) | Q(credit_account__startswith=prefix)
+            Q(debit_account__in=codes) | Q(credit_account__in=codes)
         ).order_by("-created_at")[:WALLET_TRANSFERS_SHOWN]
         if not rows:
             return "none"

@@ -89,12 +89,12 @@ class Transfer(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, editable=False)
-    reference = models.CharField(max_length=128, unique=True)
+    reference = models.CharField(max_length=128)
     kind = models.CharField(max_length=32, choices=TransferKind.choices)
     asset = models.CharField(max_length=8, choices=Asset.choices)
     amount = models.BigIntegerField()
-    debit_account = models.CharField(max_length=64, db_index=True)
-    credit_account = models.CharField(max_length=64, db_index=True)
+    debit_account = models.CharField(max_length=64)
+    credit_account = models.CharField(max_length=64)
     job_run = models.ForeignKey(
         "jobs.JobRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -102,7 +102,15 @@ class Transfer(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        # Declared here rather than as unique=True/db_index=True: on PostgreSQL those add a
+        # second, varchar_pattern_ops index per column, which every booking would also write
+        # and nothing queries (accounts are looked up by exact code).
+        indexes = [
+            models.Index(fields=["debit_account"], name="transfer_debit_account"),
+            models.Index(fields=["credit_account"], name="transfer_credit_account"),
+        ]
         constraints = [
+            models.UniqueConstraint(fields=["reference"], name="transfer_reference_unique"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
             models.CheckConstraint(
                 condition=~Q(debit_account=F("credit_account")),
@@ -315,7 +323,7 @@ class Notification(models.Model):
     channel = models.CharField(max_length=8, choices=Channel.choices)
     kind = models.CharField(max_length=64)
     payload = models.JSONField(default=dict)
-    dedupe_key = models.CharField(max_length=128, unique=True)
+    dedupe_key = models.CharField(max_length=128)
     status = models.CharField(
         max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
     )
@@ -329,6 +337,10 @@ class Notification(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["id"], condition=Q(status="pending"), name="notification_pending"),
+        ]
+        # A constraint, not unique=True: no pattern-ops index for every outbox write to keep.
+        constraints = [
+            models.UniqueConstraint(fields=["dedupe_key"], name="notification_dedupe_key_unique"),
         ]
 
     def __str__(self) -> str:
