@@ -9,7 +9,7 @@ def wallets_lock(wallet_ids: Iterable[int]) -> list[int]:
     ids = sorted(set(wallet_ids))
     return list(
         Wallet.objects.select_for_update()
-        .filter(pk__in=ids)
+        .filter(pk__any=ids)
         .order_by("pk")
         .values_list("pk", flat=True)
     )

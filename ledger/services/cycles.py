@@ -101,7 +101,7 @@ def _remind_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
     if not claimed:
         return None
     ids = [row[0] for row in claimed]
-    updated = cycles_to_remind(as_of=as_of).filter(pk__in=ids).update(reminded_at=timezone.now())
+    updated = cycles_to_remind(as_of=as_of).filter(pk__any=ids).update(reminded_at=timezone.now())
     if updated != len(ids):
         raise RuntimeError(f"claimed {len(ids)} cycles but reminded {updated}")
     drafts = []
@@ -129,7 +129,7 @@ def _default_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
     now = timezone.now()
     updated = (
         cycles_overdue(as_of=as_of)
-        .filter(pk__in=ids)
+        .filter(pk__any=ids)
         .update(status=CycleStatus.DEFAULTED, defaulted_at=now)
     )
     if updated != len(ids):
@@ -140,7 +140,7 @@ def _default_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
     for wallet_id, count in defaults_per_wallet.items():
         wallets_by_default_count.setdefault(count, []).append(wallet_id)
     for count, wallet_ids in sorted(wallets_by_default_count.items()):
-        Wallet.objects.filter(pk__in=wallet_ids).update(
+        Wallet.objects.filter(pk__any=wallet_ids).update(
             trust_score=Greatest(F("trust_score") - TRUST_PENALTY * count, Value(Decimal("0")))
         )
     drafts = []

@@ -104,10 +104,10 @@ def _claim(
     )
     if not ids:
         return []
-    Notification.objects.filter(pk__in=ids, status=NotificationStatus.PENDING).update(
+    Notification.objects.filter(pk__any=ids, status=NotificationStatus.PENDING).update(
         status=NotificationStatus.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
     )
-    return list(Notification.objects.filter(pk__in=ids).select_related("user").order_by("pk"))
+    return list(Notification.objects.filter(pk__any=ids).select_related("user").order_by("pk"))
 
 
 def _send_batch(claimed: list[Notification], *, totals: Counter, limited: set[str]) -> None:
@@ -132,11 +132,11 @@ def _send_batch(claimed: list[Notification], *, totals: Counter, limited: set[st
                 limited.add(notification.channel)
                 unsent.append(notification.pk)
     now = timezone.now()
-    Notification.objects.filter(pk__in=sent, status=NotificationStatus.SENDING).update(
+    Notification.objects.filter(pk__any=sent, status=NotificationStatus.SENDING).update(
         status=NotificationStatus.SENT, sent_at=now, last_error=""
     )
     # Never handed to a backend: back to pending without spending an attempt.
-    Notification.objects.filter(pk__in=unsent, status=NotificationStatus.SENDING).update(
+    Notification.objects.filter(pk__any=unsent, status=NotificationStatus.SENDING).update(
         status=NotificationStatus.PENDING, claimed_at=None, attempts=F("attempts") - 1
     )
 

@@ -51,7 +51,7 @@ def matches_expire_due(
         ids = [row[0] for row in claimed]
         updated = (
             matches_due(as_of=as_of)
-            .filter(pk__in=ids)
+            .filter(pk__any=ids)
             .update(status=MatchStatus.EXPIRED, expired_at=timezone.now())
         )
         if updated != len(ids):
