@@ -93,17 +93,25 @@ def test_two_real_schedulers_record_one_run_per_slot(tmp_path):
         )
         time.sleep(3)
     finally:
-        for process in schedulers:
-            process.send_signal(signal.SIGINT)
-        for process in schedulers:
-            process.wait(timeout=20)
-        worker.stop()
+        # Ctrl-C for one, a process manager's SIGTERM for the other.
+        for process, signum in zip(schedulers, (signal.SIGINT, signal.SIGTERM), strict=True):
+            process.send_signal(signum)
+        try:
+            exit_codes = [process.wait(timeout=20) for process in schedulers]
+        finally:
+            for process in schedulers:
+                if process.poll() is None:
+                    process.kill()
+            worker.stop()
 
     # then every recorded slot has exactly one run, and both schedulers did tick
     runs = list(JobRun.objects.filter(job="release_escrows").values_list("slot", flat=True))
     assert len(runs) == len(set(runs)) >= 1
     for i in range(2):
-        assert "tick_release_escrows" in (tmp_path / f"scheduler{i}.log").read_text()
+        log = (tmp_path / f"scheduler{i}.log").read_text()
+        assert "tick_release_escrows" in log
+        assert "Scheduler stopped." in log
+    assert exit_codes == [0, 0]
     assert (tmp_path / "worker.log").read_text().count("already recorded") >= 1
 
 

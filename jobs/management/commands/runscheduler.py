@@ -1,5 +1,7 @@
 """Start periodiq with Django set up and every job's schedule loaded."""
 
+import signal
+
 import periodiq
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -33,10 +35,19 @@ class Command(BaseCommand):
             self.stdout.write(f"{spec.name:<22} {spec.cron:<14} next {when}")
         if options["check"]:
             return
+        # SIGINT and SIGTERM both stop it cleanly, also when it was started with SIGINT
+        # ignored (a shell's background job inherits that): between ticks nothing is in flight.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         parser = periodiq.make_argument_parser()
         try:
             status = periodiq.main(parser.parse_args(["django_dramatiq.setup", "jobs.tasks"]))
         except KeyboardInterrupt:
+            self.stdout.write("Scheduler stopped.")
             status = 0
         if status:
             raise CommandError(f"periodiq exited with status {status}")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
