@@ -40,6 +40,20 @@ OWNED_PREFIX = "steward_bench"
 DEFAULT_THREADS = 8
 WORKER_READY_LINE = "Worker process is ready for action."
 SCHEDULER_READY_LINE = "Starting Periodiq"
+# The ledger's tables and what they refer to, children first: what a benchmark dataset empties.
+LEDGER_TABLES = [
+    "ledger_notification",
+    "ledger_transfer",
+    "ledger_donationcycle",
+    "ledger_escrow",
+    "ledger_donation",
+    "ledger_match",
+    "ledger_wallet",
+    "ledger_systemaccount",
+    "jobs_jobrunattempt",
+    "jobs_jobrun",
+    "auth_user",
+]
 POSTGRES_SETTINGS = (
     "max_connections",
     "shared_buffers",
@@ -637,7 +651,8 @@ def load_average() -> list[float]:
     return [round(load, 2) for load in os.getloadavg()]
 
 
-def machine_info(*, database_url: str, redis_url: str) -> dict:
+def machine_info(*, database_url: str, redis_url: str | None = None) -> dict:
+    """The machine, its software and PostgreSQL's settings; Redis's version when it is used."""
     import django
     import dramatiq
 
@@ -668,7 +683,7 @@ def machine_info(*, database_url: str, redis_url: str) -> dict:
         "dramatiq": dramatiq.__version__,
         "postgres": postgres,
         "postgres_settings": postgres_settings,
-        "redis": redis_version(redis_url),
+        "redis": redis_version(redis_url) if redis_url else None,
         "postgres_and_redis": "on this machine (127.0.0.1)",
         "load_average_at_start": load_average(),
     }

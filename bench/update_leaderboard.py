@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -55,17 +54,7 @@ TABLES = [
     "leaderboard_gamesession",
     "leaderboard_archivedscore",
     "leaderboard_prizepool",
-    "ledger_notification",
-    "ledger_transfer",
-    "ledger_donationcycle",
-    "ledger_escrow",
-    "ledger_donation",
-    "ledger_match",
-    "ledger_wallet",
-    "ledger_systemaccount",
-    "jobs_jobrunattempt",
-    "jobs_jobrun",
-    "auth_user",
+    *harness.LEDGER_TABLES,
 ]
 
 # The same formula as the job, in one statement: what the job is measured against.
@@ -400,26 +389,6 @@ def naive_measure(*, count: int) -> dict:
 # --- Report -----------------------------------------------------------------------------------
 
 
-def machine_info() -> dict:
-    import django
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server_version = cursor.fetchone()[0]
-        cursor.execute("SHOW work_mem")
-        work_mem = cursor.fetchone()[0]
-    return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "postgres": server_version,
-        "work_mem": work_mem,
-        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.update_leaderboard",
@@ -449,10 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
 
     call_command("migrate", interactive=False, verbosity=0)
-    machine = machine_info()
+    machine = harness.machine_info(database_url=database_url)
     print(
         f"Database {connection.settings_dict['NAME']}{' (created)' if created else ''}: "
-        f"PostgreSQL {machine['postgres']} (work_mem {machine['work_mem']}), "
+        f"PostgreSQL {machine['postgres']} (work_mem {machine['postgres_settings']['work_mem']}), "
         f"{machine['cpu_count']} CPUs, Python {machine['python']}, "
         f"load {machine['load_average_at_start']}",
         flush=True,
