@@ -47,14 +47,19 @@ def latest_sweep(job: str) -> JobRun | None:
 def lost_work() -> dict[str, int]:
     """Work due as of each job's latest sweep and still undone. Rows that only became due
     while that run was already running (e.g. cycles obligated by a later release) wait for
-    the next run and are not counted."""
+    the next run and are not counted.
+
+    A cycle counts only once the release run that obligated it had finished before the sweep
+    started: a release batch stamps `obligated_at` when it begins and may commit after a
+    concurrent sweep has read, and with cycles due at once (`CYCLE_DUE_DAYS=0`) the next sweep
+    already finds them overdue rather than in the reminder window."""
     lost = {}
     if run := latest_sweep("release_escrows"):
         lost["escrows"] = escrows_due(as_of=run.as_of).count()
     if run := latest_sweep("expire_matches"):
         lost["matches"] = matches_due(as_of=run.as_of).count()
     if run := latest_sweep("cycle_reminders"):
-        before = {"obligated_at__lt": run.started_at}
+        before = {"donation__escrow__released_by_run__finished_at__lt": run.started_at}
         lost["reminders"] = cycles_to_remind(as_of=run.as_of).filter(**before).count()
         lost["defaults"] = cycles_overdue(as_of=run.as_of).filter(**before).count()
     if run := latest_sweep("deliver_notifications"):
