@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -391,32 +392,118 @@ def worker_process(
     )
 
 
-def worker_on_fresh_copy(
-    *,
-    database_url: str,
-    redis_url: str,
-    database: str,
-    template: str,
-    processes: int,
-    threads: int,
-    env: dict[str, str],
-    log_name: str,
-) -> tuple[float, ManagedProcess]:
-    """Clone `template` into `database`, point Django at it, empty the bench's Redis and start
-    a worker on the copy; returns the clone's seconds and the running worker."""
-    clone_seconds = database_create(database_url, database, template=template)
-    django_use_database(database)
-    redis_flush(redis_url)
+@dataclass(frozen=True)
+class WorkerBench:
+    """Where a comparison's measurements run: every one on a fresh copy (`database`) of
+    `template`, with the bench's Redis, `threads` per worker process, `env` added to the
+    workers' environment and at most `timeout` seconds per run; logs are named after `name`."""
+
+    name: str
+    database_url: str
+    redis_url: str
+    template: str
+    database: str
+    threads: int
+    timeout: float
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def worker_arguments_add(parser) -> None:
+    """The options of every comparison between worker process counts."""
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="worker processes (1 2)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"threads per worker process (Dramatiq's default, {DEFAULT_THREADS})",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="measurements per process count")
+    parser.add_argument(
+        "--fanout-threshold", type=int, default=None, help="STEWARD_FANOUT_THRESHOLD for workers"
+    )
+    parser.add_argument(
+        "--shard-size", type=int, default=None, help="STEWARD_SHARD_SIZE for workers"
+    )
+    parser.add_argument("--timeout", type=float, default=1800.0, help="per measurement, seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+
+
+def worker_env(args, base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` plus the fan-out settings given on the command line, for the workers and, set
+    in this process's environment too, for the settings the bench prints."""
+    env = dict(base or {})
+    if args.fanout_threshold is not None:
+        env["STEWARD_FANOUT_THRESHOLD"] = str(args.fanout_threshold)
+    if args.shard_size is not None:
+        env["STEWARD_SHARD_SIZE"] = str(args.shard_size)
+    os.environ.update(env)
+    return env
+
+
+def worker_run_measure(
+    bench: WorkerBench, *, processes: int, label: str, enqueue: Callable[[], object]
+) -> tuple[object, float, dict]:
+    """One run on `processes` worker processes started on a fresh copy: clone the template, point
+    Django at it, empty the bench's Redis, start a worker, `enqueue()` a run and wait for it
+    while sampling PostgreSQL, then stop the worker.
+
+    Returns the finished run, its seconds from enqueue to finish and what every comparison
+    reports of it: processes, threads, the clone's seconds, CPU used by the worker and by its
+    PostgreSQL backends, the samples, the shards and the load average around it."""
+    from django.utils import timezone
+
+    clone_seconds = database_create(bench.database_url, bench.database, template=bench.template)
+    django_use_database(bench.database)
+    redis_flush(bench.redis_url)
     worker = worker_process(
         processes=processes,
-        threads=threads,
-        database_url=url_with_database(database_url, database),
-        redis_url=redis_url,
-        log_path=log_path(log_name),
-        env=env,
+        threads=bench.threads,
+        database_url=url_with_database(bench.database_url, bench.database),
+        redis_url=bench.redis_url,
+        log_path=log_path(f"{bench.name}-{label}"),
+        env=bench.env,
     )
     worker.start()
-    return clone_seconds, worker
+    try:
+        load_before = load_average()
+        cpu_before = worker.cpu_seconds()
+        with Sampler(database_url=bench.database_url, database=bench.database) as sampler:
+            enqueued_at = timezone.now()
+            started = time.perf_counter()
+            run = run_wait_finished(enqueue().pk, timeout=bench.timeout)
+            wall = time.perf_counter() - started
+        worker_cpu = worker.cpu_seconds() - cpu_before
+    finally:
+        worker.stop()
+    seconds = (run.finished_at - enqueued_at).total_seconds()
+    sampled = sampler.summary()
+    backend_cpu = sampled["postgres_backend_cpu_seconds"]
+    return (
+        run,
+        seconds,
+        {
+            "label": label,
+            "processes": processes,
+            "threads": bench.threads,
+            "database_clone_seconds": round(clone_seconds, 2),
+            "run_id": run.pk,
+            "run_status": run.status,
+            "seconds": round(seconds, 3),
+            "wall_seconds": round(wall, 3),
+            **shard_report(run),
+            "worker_cpu_seconds": round(worker_cpu, 1),
+            "worker_cores_used": round(worker_cpu / seconds, 2) if seconds else None,
+            "postgres_cores_used": (
+                round(backend_cpu / seconds, 2) if backend_cpu is not None and seconds else None
+            ),
+            "sampled": sampled,
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "worker_log": project_path(worker.log_path),
+        },
+    )
 
 
 def scheduler_process(
@@ -721,6 +808,11 @@ def log_path(name: str) -> Path:
     """Where a subprocess of a benchmark logs (under var/, which git ignores)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     return LOG_DIR / f"{name}.log"
+
+
+def project_path(path: Path) -> str:
+    """`path` as the result files name it: from the project's root, whatever checkout ran."""
+    return str(path.relative_to(ROOT))
 
 
 def process_comparison(

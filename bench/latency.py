@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": targets,
             "samples": results,
             "correct": correct,
-            "worker_log": str(log),
+            "worker_log": harness.project_path(log),
         },
     )
     print(f"wrote {path.relative_to(harness.ROOT)}")

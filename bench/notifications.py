@@ -24,7 +24,6 @@ No target; the issue asks for the numbers. Writes bench/results/notifications.js
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -82,84 +81,38 @@ def build_template(*, database_url: str, template: str, notifications: int, user
     return {"seconds": round(time.perf_counter() - started, 1)}
 
 
-def measure(
-    *,
-    database_url: str,
-    redis_url: str,
-    template: str,
-    database: str,
-    processes: int,
-    threads: int,
-    notifications: int,
-    worker_env: dict[str, str],
-    timeout: float,
-    label: str,
-) -> dict:
+def measure(bench: harness.WorkerBench, *, processes: int, notifications: int, label: str) -> dict:
     from django.db.models import Count
-    from django.utils import timezone
 
     from jobs.services import job_run_enqueue
     from ledger.models import Notification
 
-    clone_seconds, worker = harness.worker_on_fresh_copy(
-        database_url=database_url,
-        redis_url=redis_url,
-        database=database,
-        template=template,
+    run, seconds, report = harness.worker_run_measure(
+        bench,
         processes=processes,
-        threads=threads,
-        env=worker_env,
-        log_name=f"{NAME}-{label}",
+        label=label,
+        enqueue=lambda: job_run_enqueue(
+            job=JOB, trigger="cli", requested_by="bench", reason=f"bench.notifications {label}"
+        ),
     )
-    log = worker.log_path
-    try:
-        load_before = harness.load_average()
-        cpu_before = worker.cpu_seconds()
-        with harness.Sampler(database_url=database_url, database=database) as sampler:
-            enqueued_at = timezone.now()
-            run = job_run_enqueue(
-                job=JOB, trigger="cli", requested_by="bench", reason=f"bench.notifications {label}"
-            )
-            run = harness.run_wait_finished(run.pk, timeout=timeout)
-        worker_cpu = worker.cpu_seconds() - cpu_before
-    finally:
-        worker.stop()
-    seconds = (run.finished_at - enqueued_at).total_seconds()
     statuses = dict(Notification.objects.values_list("status").order_by().annotate(n=Count("pk")))
     sent = run.summary.get("sent", 0)
-    log_lines = sum(1 for line in log.read_text(errors="replace").splitlines() if "to user" in line)
+    log_text = (harness.ROOT / report["worker_log"]).read_text(errors="replace")
+    log_lines = sum(1 for line in log_text.splitlines() if "to user" in line)
     correct = (
         run.status == "succeeded"
         and sent == notifications
         and statuses.get("sent") == notifications
     )
     return {
-        "label": label,
-        "processes": processes,
-        "threads": threads,
-        "database_clone_seconds": round(clone_seconds, 2),
-        "run_id": run.pk,
-        "run_status": run.status,
         "sent": sent,
         "sent_by_channel": run.summary.get("sent_by_channel"),
         "notification_statuses": statuses,
         "delivery_log_lines": log_lines,
         "correct": correct,
-        "seconds": round(seconds, 3),
         "deliveries_per_second": round(sent / seconds, 1) if seconds else 0.0,
-        **harness.shard_report(run),
-        "worker_cpu_seconds": round(worker_cpu, 1),
-        "worker_cores_used": round(worker_cpu / seconds, 2) if seconds else None,
-        "postgres_cores_used": _cores(sampler.summary()["postgres_backend_cpu_seconds"], seconds),
-        "sampled": sampler.summary(),
-        "load_average_before": load_before,
-        "load_average_after": harness.load_average(),
-        "worker_log": str(log),
+        **report,
     }
-
-
-def _cores(cpu_seconds: float | None, seconds: float) -> float | None:
-    return round(cpu_seconds / seconds, 2) if cpu_seconds is not None and seconds else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,33 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         "--notifications", type=int, default=100_000, help="pending notifications (100,000)"
     )
     parser.add_argument("--users", type=int, default=10_000, help="users they go to (10,000)")
-    parser.add_argument(
-        "--processes", type=int, nargs="+", default=[1, 2], help="worker processes (1 2)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=harness.DEFAULT_THREADS,
-        help=f"threads per worker process (Dramatiq's default, {harness.DEFAULT_THREADS})",
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="measurements per process count")
-    parser.add_argument(
-        "--fanout-threshold", type=int, default=None, help="STEWARD_FANOUT_THRESHOLD for workers"
-    )
-    parser.add_argument(
-        "--shard-size", type=int, default=None, help="STEWARD_SHARD_SIZE for workers"
-    )
-    parser.add_argument("--timeout", type=float, default=1800.0, help="per measurement, seconds")
-    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    harness.worker_arguments_add(parser)
     args = parser.parse_args(argv)
 
     database_url, redis_url = harness.bench_urls()
-    worker_env = dict(WORKER_ENV)
-    if args.fanout_threshold is not None:
-        worker_env["STEWARD_FANOUT_THRESHOLD"] = str(args.fanout_threshold)
-    if args.shard_size is not None:
-        worker_env["STEWARD_SHARD_SIZE"] = str(args.shard_size)
-    os.environ.update(worker_env)
+    worker_env = harness.worker_env(args, WORKER_ENV)
     harness.django_setup()
     from django.conf import settings
 
@@ -222,23 +153,26 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
     )
     print(f"  template {template} built in {build['seconds']:.1f} s", flush=True)
+    bench = harness.WorkerBench(
+        name=NAME,
+        database_url=database_url,
+        redis_url=redis_url,
+        template=template,
+        database=database,
+        threads=args.threads,
+        timeout=args.timeout,
+        env=worker_env,
+    )
 
     measurements = []
     try:
         for round_number in range(1, args.repeat + 1):
             for processes in args.processes:
-                label = f"{processes}p-{round_number}"
                 result = measure(
-                    database_url=database_url,
-                    redis_url=redis_url,
-                    template=template,
-                    database=database,
+                    bench,
                     processes=processes,
-                    threads=args.threads,
                     notifications=args.notifications,
-                    worker_env=worker_env,
-                    timeout=args.timeout,
-                    label=label,
+                    label=f"{processes}p-{round_number}",
                 )
                 measurements.append(result)
                 print(

@@ -25,7 +25,6 @@ Target: 2 processes >= 1.6x one. Writes bench/results/scaling.json.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -125,54 +124,23 @@ def batch_lock_profile(
 
 
 def measure(
-    *,
-    database_url: str,
-    redis_url: str,
-    template: str,
-    database: str,
-    processes: int,
-    threads: int,
-    escrows: int,
-    worker_env: dict[str, str],
-    timeout: float,
-    reconcile: bool,
-    label: str,
+    bench: harness.WorkerBench, *, processes: int, escrows: int, reconcile: bool, label: str
 ) -> dict:
-    from django.utils import timezone
-
     from bench.release_escrows import AS_OF, due_count, ledger_clean
     from jobs.services import job_run_enqueue
 
-    clone_seconds, worker = harness.worker_on_fresh_copy(
-        database_url=database_url,
-        redis_url=redis_url,
-        database=database,
-        template=template,
+    run, seconds, report = harness.worker_run_measure(
+        bench,
         processes=processes,
-        threads=threads,
-        env=worker_env,
-        log_name=f"{NAME}-{label}",
+        label=label,
+        enqueue=lambda: job_run_enqueue(
+            job=JOB,
+            trigger="cli",
+            requested_by="bench",
+            reason=f"bench.scaling {label}",
+            as_of=AS_OF,
+        ),
     )
-    log = worker.log_path
-    try:
-        load_before = harness.load_average()
-        cpu_before = worker.cpu_seconds()
-        with harness.Sampler(database_url=database_url, database=database) as sampler:
-            enqueued_at = timezone.now()
-            started = time.perf_counter()
-            run = job_run_enqueue(
-                job=JOB,
-                trigger="cli",
-                requested_by="bench",
-                reason=f"bench.scaling {label}",
-                as_of=AS_OF,
-            )
-            run = harness.run_wait_finished(run.pk, timeout=timeout)
-            wall = time.perf_counter() - started
-        worker_cpu = worker.cpu_seconds() - cpu_before
-    finally:
-        worker.stop()
-    seconds = (run.finished_at - enqueued_at).total_seconds()
     released = run.summary.get("escrows_released", 0)
     left_due = due_count()
     clean = ledger_clean() if reconcile else None
@@ -180,32 +148,13 @@ def measure(
         run.status == "succeeded" and released == escrows and left_due == 0 and clean is not False
     )
     return {
-        "label": label,
-        "processes": processes,
-        "threads": threads,
-        "database_clone_seconds": round(clone_seconds, 2),
-        "run_id": run.pk,
-        "run_status": run.status,
         "escrows_released": released,
         "escrows_left_due": left_due,
         "ledger_clean": clean,
         "correct": correct,
-        "seconds": round(seconds, 3),
-        "wall_seconds": round(wall, 3),
         "escrows_per_second": round(released / seconds, 1) if seconds else 0.0,
-        **harness.shard_report(run),
-        "worker_cpu_seconds": round(worker_cpu, 1),
-        "worker_cores_used": round(worker_cpu / seconds, 2) if seconds else None,
-        "postgres_cores_used": _cores(sampler.summary()["postgres_backend_cpu_seconds"], seconds),
-        "sampled": sampler.summary(),
-        "load_average_before": load_before,
-        "load_average_after": harness.load_average(),
-        "worker_log": str(log),
+        **report,
     }
-
-
-def _cores(cpu_seconds: float | None, seconds: float) -> float | None:
-    return round(cpu_seconds / seconds, 2) if cpu_seconds is not None and seconds else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,23 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--escrows", type=int, default=200_000, help="due escrows (200,000)")
     parser.add_argument("--wallets", type=int, default=40_000, help="wallets (40,000)")
-    parser.add_argument(
-        "--processes", type=int, nargs="+", default=[1, 2], help="worker processes (1 2)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=harness.DEFAULT_THREADS,
-        help=f"threads per worker process (Dramatiq's default, {harness.DEFAULT_THREADS})",
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="measurements per process count")
-    parser.add_argument(
-        "--fanout-threshold", type=int, default=None, help="STEWARD_FANOUT_THRESHOLD for workers"
-    )
-    parser.add_argument(
-        "--shard-size", type=int, default=None, help="STEWARD_SHARD_SIZE for workers"
-    )
-    parser.add_argument("--timeout", type=float, default=1800.0, help="per measurement, seconds")
+    harness.worker_arguments_add(parser)
     parser.add_argument(
         "--no-reconcile", action="store_true", help="skip the ledger check after each run"
     )
@@ -242,17 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         default=20_000,
         help="escrows released in-process to time how long a batch holds its locks (0: skip)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
 
     database_url, redis_url = harness.bench_urls()
-    worker_env = {}
-    if args.fanout_threshold is not None:
-        worker_env["STEWARD_FANOUT_THRESHOLD"] = str(args.fanout_threshold)
-    if args.shard_size is not None:
-        worker_env["STEWARD_SHARD_SIZE"] = str(args.shard_size)
-    os.environ.update(worker_env)
+    worker_env = harness.worker_env(args)
     harness.django_setup()
     from django.conf import settings
 
@@ -271,6 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         database_url=database_url, template=template, escrows=args.escrows, wallets=args.wallets
     )
     print(f"  template {template} built in {build['seconds']:.1f} s", flush=True)
+    bench = harness.WorkerBench(
+        name=NAME,
+        database_url=database_url,
+        redis_url=redis_url,
+        template=template,
+        database=database,
+        threads=args.threads,
+        timeout=args.timeout,
+        env=worker_env,
+    )
 
     measurements = []
     profile = {}
@@ -294,19 +231,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
         for round_number in range(1, args.repeat + 1):
             for processes in args.processes:
-                label = f"{processes}p-{round_number}"
                 result = measure(
-                    database_url=database_url,
-                    redis_url=redis_url,
-                    template=template,
-                    database=database,
+                    bench,
                     processes=processes,
-                    threads=args.threads,
                     escrows=args.escrows,
-                    worker_env=worker_env,
-                    timeout=args.timeout,
                     reconcile=not args.no_reconcile,
-                    label=label,
+                    label=f"{processes}p-{round_number}",
                 )
                 measurements.append(result)
                 print(
