@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         f"every slot ran once: {'yes' if correct else f'NO ({missed} missed)'}; "
         f"load average before {load_before}, after {load_after}"
     )
-    path = harness.results_write(
+    return harness.results_finish(
         NAME,
         {
             "command": harness.command_line(),
@@ -277,13 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             "samples": samples,
             "correct": correct,
         },
+        correct=correct,
+        check=args.check,
+        targets_met=met,
     )
-    print(f"wrote {path.relative_to(harness.ROOT)}")
-    if not correct:
-        return 1
-    if args.check and not met:
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

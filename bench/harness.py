@@ -804,6 +804,16 @@ def results_write(name: str, report: dict) -> Path:
     return path
 
 
+def results_finish(
+    name: str, report: dict, *, correct: bool, check: bool = False, targets_met: bool = True
+) -> int:
+    """Write the results file, say where, and return the benchmark's exit status: 1 when a
+    measurement was wrong, or when `--check` asked for the targets and one was missed."""
+    path = results_write(name, report)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return 0 if correct and (targets_met or not check) else 1
+
+
 def log_path(name: str) -> Path:
     """Where a subprocess of a benchmark logs (under var/, which git ignores)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)

@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         f"every run succeeded: {'yes' if correct else 'NO'}; "
         f"load average before {load_before}, after {load_after}"
     )
-    path = harness.results_write(
+    return harness.results_finish(
         NAME,
         {
             "command": harness.command_line(),
@@ -273,13 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             "correct": correct,
             "worker_log": harness.project_path(log),
         },
+        correct=correct,
+        check=args.check,
+        targets_met=all(t["met"] for way in targets.values() for t in way.values()),
     )
-    print(f"wrote {path.relative_to(harness.ROOT)}")
-    if not correct:
-        return 1
-    if args.check and not all(t["met"] for way in targets.values() for t in way.values()):
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         f"correctness (run succeeded, every notification sent once): "
         f"{'ok' if correct else 'FAILED'}"
     )
-    path = harness.results_write(
+    return harness.results_finish(
         NAME,
         {
             "command": harness.command_line(),
@@ -240,9 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             "measurements": measurements,
             "correct": correct,
         },
+        correct=correct,
     )
-    print(f"wrote {path.relative_to(harness.ROOT)}")
-    return 0 if correct else 1
 
 
 if __name__ == "__main__":

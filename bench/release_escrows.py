@@ -43,7 +43,7 @@ from pathlib import Path
 from bench import harness
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/steward_bench"
-RESULTS = Path(__file__).resolve().parent / "results" / "release_escrows.json"
+NAME = "release_escrows"
 # Every dataset is built relative to this instant, so each rebuild is identical.
 AS_OF = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 TARGET_VS_NAIVE = 20.0
@@ -716,11 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"correctness (counts, run statuses, ledger reconciles): {'ok' if correct else 'FAILED'}")
 
     report = {
-        "benchmark": "release_escrows",
-        "command": " ".join(
-            [Path(sys.executable).name, "-m", "bench.release_escrows", *sys.argv[1:]]
-        ),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": harness.command_line(),
         "machine": machine,
         "database": connection.settings_dict["NAME"],
         "dataset": {
@@ -750,17 +746,13 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "correct": correct,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    tmp.replace(RESULTS)
-    shown = RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS
-    print(f"wrote {shown}")
-    if not correct:
-        return 1
-    if args.check and not all(target["met"] for target in targets.values()):
-        return 1
-    return 0
+    return harness.results_finish(
+        NAME,
+        report,
+        correct=correct,
+        check=args.check,
+        targets_met=all(target["met"] for target in targets.values()),
+    )
 
 
 if __name__ == "__main__":

@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         f"correctness (run succeeded, nothing left due, ledger reconciles): "
         f"{'ok' if correct else 'FAILED'}"
     )
-    path = harness.results_write(
+    return harness.results_finish(
         NAME,
         {
             "command": harness.command_line(),
@@ -312,13 +312,10 @@ def main(argv: list[str] | None = None) -> int:
             "targets": targets,
             "correct": correct,
         },
+        correct=correct,
+        check=args.check,
+        targets_met=all(target["met"] for target in targets.values()),
     )
-    print(f"wrote {path.relative_to(harness.ROOT)}")
-    if not correct:
-        return 1
-    if args.check and not all(target["met"] for target in targets.values()):
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

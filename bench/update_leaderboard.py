@@ -40,7 +40,7 @@ from pathlib import Path
 from bench import harness
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/steward_bench"
-RESULTS = Path(__file__).resolve().parent / "results" / "update_leaderboard.json"
+NAME = "update_leaderboard"
 # Every dataset is built relative to this instant, so each rebuild is identical.
 AS_OF = datetime(2026, 1, 15, 0, 0, tzinfo=UTC)
 YESTERDAY = AS_OF - timedelta(days=1)
@@ -524,9 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     report = {
-        "benchmark": "update_leaderboard",
-        "command": " ".join(["python", "-m", "bench.update_leaderboard", *sys.argv[1:]]),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": harness.command_line(),
         "machine": machine,
         "database": connection.settings_dict["NAME"],
         "dataset": {**dataset, "as_of": AS_OF.isoformat(), "naive_users": naive_count},
@@ -542,16 +540,13 @@ def main(argv: list[str] | None = None) -> int:
         "correct": correct,
         "differences_from_baseline": check["differences"],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    tmp.replace(RESULTS)
-    print(f"wrote {RESULTS}")
-    if not correct:
-        return 1
-    if args.check and not all(target["met"] for target in targets.values()):
-        return 1
-    return 0
+    return harness.results_finish(
+        NAME,
+        report,
+        correct=correct,
+        check=args.check,
+        targets_met=all(target["met"] for target in targets.values()),
+    )
 
 
 if __name__ == "__main__":
