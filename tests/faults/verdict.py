@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Min, Sum
 
 from jobs.models import FINISHED_STATUSES, JobRun, RunStatus
 from ledger.models import (
@@ -45,28 +46,37 @@ def latest_sweep(job: str) -> JobRun | None:
 
 
 def lost_work() -> dict[str, int]:
-    """Work due as of each job's latest sweep and still undone. Rows that only became due
-    while that run was already running (e.g. cycles obligated by a later release) wait for
-    the next run and are not counted.
-
-    A cycle counts only once the release run that obligated it had finished before the sweep
-    started: a release batch stamps `obligated_at` when it begins and may commit after a
-    concurrent sweep has read, and with cycles due at once (`CYCLE_DUE_DAYS=0`) the next sweep
-    already finds them overdue rather than in the reminder window."""
+    """Work due as of each job's latest sweep and still undone. Rows written by runs still
+    open when that sweep started (e.g. cycles a concurrent release obligated) may have
+    committed after it read: they wait for the next run and are not counted."""
     lost = {}
     if run := latest_sweep("release_escrows"):
         lost["escrows"] = escrows_due(as_of=run.as_of).count()
     if run := latest_sweep("expire_matches"):
         lost["matches"] = matches_due(as_of=run.as_of).count()
     if run := latest_sweep("cycle_reminders"):
-        before = {"donation__escrow__released_by_run__finished_at__lt": run.started_at}
+        before = {"obligated_at__lt": written_and_committed_before(run.started_at)}
         lost["reminders"] = cycles_to_remind(as_of=run.as_of).filter(**before).count()
         lost["defaults"] = cycles_overdue(as_of=run.as_of).filter(**before).count()
     if run := latest_sweep("deliver_notifications"):
+        before = written_and_committed_before(run.started_at)
         lost["notifications"] = (
-            notifications_due(as_of=run.as_of).filter(created_at__lt=run.started_at).count()
+            notifications_due(as_of=run.as_of).filter(created_at__lt=before).count()
         )
     return lost
+
+
+def written_and_committed_before(moment: datetime) -> datetime:
+    """A time before which every row a job run wrote had committed by `moment`: `moment`, or
+    the start of the earliest run still open then. Rows are stamped when a batch writes them
+    and the batch commits later; with cycles due at once (`CYCLE_DUE_DAYS=0`) a reminder missed
+    that way is not retried, since the next sweep finds the cycle overdue."""
+    earliest_open = (
+        JobRun.objects.filter(started_at__lt=moment)
+        .exclude(finished_at__lt=moment)
+        .aggregate(earliest=Min("started_at"))["earliest"]
+    )
+    return min(moment, earliest_open) if earliest_open else moment
 
 
 def duplicate_effects(fleet: Fleet) -> dict[str, int]:
