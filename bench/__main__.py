@@ -10,6 +10,7 @@ BENCHMARKS = [
     "bench.latency",
     "bench.drift",
     "bench.notifications",
+    "bench.engine_overhead",
 ]
 
 

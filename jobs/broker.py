@@ -45,6 +45,10 @@ class _PromptConsumer(_RedisConsumer):
                     data = self.message_cache.pop(0)
                     if data is None:
                         continue
+                    # Handing out a message ends the run of misses, as in the stock consumer:
+                    # otherwise every busy turn below would back off longer, up to the timeout.
+                    self.misses = 0
+
                     message = Message.decode(data)
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
