@@ -7,7 +7,7 @@ One worker (`manage.py rundramatiq --processes 1 --threads 8`, Dramatiq's defaul
 listens on the real Redis broker; it is idle between samples. Each sample asks for a run of
 `--job` (cheap: nothing is due in the small dataset) in one of two ways:
 
-  service  `jobs.services.job_run_enqueue`, what `manage.py runjob --enqueue` calls;
+  service  `jobs.services.job_run_request`, what `manage.py runjob --enqueue` calls;
   api      `POST /api/v1/jobs/{name}/trigger` with a staff token, through Django's full
            request handling (middleware, DRF authentication and permissions, serializers),
            in this process (no HTTP server in between);
@@ -53,9 +53,9 @@ def api_client():
 def trigger(via: str, *, job: str, client) -> int:
     """Ask for one run; returns its id."""
     if via == "service":
-        from jobs.services import job_run_enqueue
+        from jobs.services import job_run_request
 
-        return job_run_enqueue(job=job, trigger="cli", requested_by="bench", reason="latency").pk
+        return job_run_request(job=job, trigger="cli", requested_by="bench", reason="latency").pk
     response = client.post(
         f"/api/v1/jobs/{job}/trigger",
         data={"reason": "latency"},

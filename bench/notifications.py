@@ -84,14 +84,14 @@ def build_template(*, database_url: str, template: str, notifications: int, user
 def measure(bench: harness.WorkerBench, *, processes: int, notifications: int, label: str) -> dict:
     from django.db.models import Count
 
-    from jobs.services import job_run_enqueue
+    from jobs.services import job_run_request
     from ledger.models import Notification
 
     run, seconds, report = harness.worker_run_measure(
         bench,
         processes=processes,
         label=label,
-        enqueue=lambda: job_run_enqueue(
+        enqueue=lambda: job_run_request(
             job=JOB, trigger="cli", requested_by="bench", reason=f"bench.notifications {label}"
         ),
     )

@@ -5,7 +5,7 @@
 
 From an identical fresh dataset each time (rebuilt with set-based SQL and COPY), it measures
 
-  (a) Steward's job: `release_escrows` through the runner (job_run_create + job_run_execute, the
+  (a) Steward's job: `release_escrows` through the runner (job_run_request + job_run_execute, the
       code path a worker runs), in a fresh subprocess whose peak RSS is the worker's memory; a
       backlog above STEWARD_FANOUT_THRESHOLD fans out into shard runs, which that same process
       then executes one after the other as a single worker would (their messages go to an
@@ -282,7 +282,8 @@ def job_run_here() -> dict:
 
     from jobs.actors import actor_for
     from jobs.models import JobRun, RunStatus
-    from jobs.services import job_run_create, job_run_execute
+    from jobs.runner import job_run_execute
+    from jobs.services import job_run_request
 
     queue = broker.queues.get(actor_for("release_escrows").queue_name)
     with connection.cursor() as cursor:  # connect before the clock starts
@@ -292,7 +293,7 @@ def job_run_here() -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = before.ru_utime + before.ru_stime
     started = time.perf_counter()
-    run = job_run_create(job="release_escrows", trigger="cli", as_of=AS_OF)
+    run = job_run_request(enqueue=False, job="release_escrows", trigger="cli", as_of=AS_OF)
     run = job_run_execute(run_id=run.pk)
     shards = 0
     while not queue.empty():
@@ -336,17 +337,9 @@ def naive_release_one(pk: int, *, now: datetime) -> bool:
     from django.db import transaction
     from django.db.models import F
 
-    from ledger.models import (
-        CycleStatus,
-        DonationCycle,
-        Escrow,
-        EscrowStatus,
-        Notification,
-        SystemAccount,
-        Transfer,
-        Wallet,
-    )
+    from ledger.models import DonationCycle, Escrow, Notification, SystemAccount, Transfer, Wallet
     from ledger.services.transfers import COIN_ISSUANCE, transfer_id, wallet_account
+    from ledger.statuses import CycleStatus, EscrowStatus
 
     coins = settings.DONOR_RELEASE_COINS
     with transaction.atomic():

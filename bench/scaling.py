@@ -127,13 +127,13 @@ def measure(
     bench: harness.WorkerBench, *, processes: int, escrows: int, reconcile: bool, label: str
 ) -> dict:
     from bench.release_escrows import AS_OF, due_count, ledger_clean
-    from jobs.services import job_run_enqueue
+    from jobs.services import job_run_request
 
     run, seconds, report = harness.worker_run_measure(
         bench,
         processes=processes,
         label=label,
-        enqueue=lambda: job_run_enqueue(
+        enqueue=lambda: job_run_request(
             job=JOB,
             trigger="cli",
             requested_by="bench",

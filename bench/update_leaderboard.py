@@ -6,7 +6,7 @@ It builds, with set-based SQL, `--users` users with wallets, about 1.5 fulfilled
 cycles and one boost each (some running out during the last day, some not started yet), and
 measures in one run:
 
-  (a) Steward's job: `update_leaderboard` through the runner (job_run_create +
+  (a) Steward's job: `update_leaderboard` through the runner (job_run_request +
       job_run_execute, the code path a worker runs) in a fresh subprocess whose peak RSS is the
       worker's memory. The nightly case is measured: the leaderboard already holds yesterday's
       standings (built by a first run, reported as "cold"), and since then boosts ran out and
@@ -265,12 +265,13 @@ def job_run_here(as_of: datetime) -> dict:
     """Body of the subprocess: run update_leaderboard through the runner."""
     from django.db import connection
 
-    from jobs.services import job_run_create, job_run_execute
+    from jobs.runner import job_run_execute
+    from jobs.services import job_run_request
 
     with connection.cursor() as cursor:  # connect before the clock starts
         cursor.execute("SELECT 1")
     started = time.perf_counter()
-    run = job_run_create(job="update_leaderboard", trigger="cli", as_of=as_of)
+    run = job_run_request(enqueue=False, job="update_leaderboard", trigger="cli", as_of=as_of)
     run = job_run_execute(run_id=run.pk)
     seconds = time.perf_counter() - started
     return {
@@ -320,7 +321,8 @@ def naive_score(user_id: int, *, as_of: datetime) -> tuple[Decimal, int, Decimal
     from django.db.models import Avg, Count, ExpressionWrapper, F, fields
 
     from leaderboard.models import Boost, BoostKind, BoostStatus
-    from ledger.models import CycleStatus, DonationCycle, Wallet
+    from ledger.models import DonationCycle, Wallet
+    from ledger.statuses import CycleStatus
 
     wallet = Wallet.objects.get(user_id=user_id)
     stats = DonationCycle.objects.filter(

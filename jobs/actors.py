@@ -12,7 +12,10 @@ from django.utils import timezone
 from dramatiq.middleware import CurrentMessage
 from periodiq import cron
 
+from jobs.cron import validate_cron
 from jobs.registry import all_jobs, get_job
+from jobs.runner import job_run_execute
+from jobs.scheduling import schedule_tick
 
 SCHEDULE_QUEUE = "schedule"
 
@@ -21,8 +24,6 @@ _actors_guard = threading.Lock()
 
 
 def run_job(run_id: int) -> None:
-    from jobs.services import job_run_execute
-
     message = CurrentMessage.get_current_message()
     retries_done = message.options.get("retries", 0)
     actor = dramatiq.get_broker().get_actor(message.actor_name)
@@ -36,8 +37,6 @@ def run_job(run_id: int) -> None:
 
 def _tick_function(job_name: str):
     def tick() -> None:
-        from jobs.scheduling import schedule_tick
-
         scheduled_at = CurrentMessage.get_current_message().options.get("scheduled_at")
         schedule_tick(
             job=job_name,
@@ -76,8 +75,6 @@ def actor_for(job_name: str) -> dramatiq.Actor:
 
 def tick_actor_for(job_name: str) -> dramatiq.Actor:
     """The job's periodic tick actor, carrying its validated cron spec."""
-    from jobs.cron import validate_cron
-
     spec = get_job(job_name)
     return _declare(
         f"tick_{spec.name}",

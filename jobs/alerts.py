@@ -3,10 +3,10 @@
 import logging
 from typing import Protocol
 
-from django.conf import settings
 from django.core.mail import mail_admins
 from django.utils.module_loading import import_string
 
+from jobs.conf import conf
 from jobs.models import JobRun
 
 logger = logging.getLogger("steward.alerts")
@@ -31,7 +31,7 @@ class LogOnlyAlertBackend:
 
 
 def alert_backend() -> AlertBackend:
-    return import_string(settings.STEWARD_ALERT_BACKEND)()
+    return import_string(conf.ALERT_BACKEND)()
 
 
 def alert_send(*, subject: str, message: str, run: JobRun | None = None) -> None:

@@ -1,9 +1,9 @@
 """System checks: every job's cron spec is valid before anything is scheduled."""
 
-from django.conf import settings
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
 
+from jobs.conf import conf
 from jobs.cron import CronError, validate_cron
 from jobs.ratelimits import parse_rate_limits
 from jobs.registry import all_jobs
@@ -27,7 +27,7 @@ def check_job_crons(app_configs, **kwargs) -> list[Error]:
 @register()
 def check_rate_limits(app_configs, **kwargs) -> list[Error]:
     try:
-        parse_rate_limits(settings.STEWARD_QUEUE_RATE_LIMITS)
+        parse_rate_limits(conf.QUEUE_RATE_LIMITS)
     except ImproperlyConfigured as exc:
         return [Error(f"STEWARD_QUEUE_RATE_LIMITS: {exc}", id="steward.E002")]
     return []

@@ -7,19 +7,16 @@ import logging
 import time
 from datetime import datetime
 
-from django.conf import settings
-
-from jobs.fanout import FanOut, pk_ranges
+from jobs.conf import conf
+from jobs.exceptions import RunInterrupted
+from jobs.fanout import FanOut
 from jobs.middleware import shutdown_requested
 from jobs.models import JobRun
+from jobs.sweeps import PkRange, pk_ranges
 
 logger = logging.getLogger("steward.jobs")
 
 PROGRESS_INTERVAL_SECONDS = 5.0
-
-
-class RunInterrupted(Exception):
-    """The worker is shutting down: the run stops between batches and is retried."""
 
 
 class JobLogger(logging.LoggerAdapter):
@@ -32,7 +29,7 @@ class JobContext:
     run: JobRun
     as_of: datetime
     dry_run: bool
-    batch_size: int = dataclasses.field(default_factory=lambda: settings.STEWARD_BATCH_SIZE)
+    batch_size: int = dataclasses.field(default_factory=lambda: conf.BATCH_SIZE)
     partial_reasons: list[str] = dataclasses.field(default_factory=list)
     _last_progress: float = dataclasses.field(default_factory=time.monotonic)
 
@@ -61,7 +58,7 @@ class JobContext:
             self.log.info("Progress: %s %s", f"{done:,}", what)
 
     @property
-    def pk_range(self) -> tuple[int, int | None] | None:
+    def pk_range(self) -> PkRange | None:
         """A shard run's slice of the table, or None for a run over everything due."""
         if not self.run.shard:
             return None
@@ -69,7 +66,7 @@ class JobContext:
 
     def should_fan_out(self, backlog: int) -> bool:
         """Whether a backlog this large goes to shard runs (never for a shard or a dry run)."""
-        threshold = settings.STEWARD_FANOUT_THRESHOLD
+        threshold = conf.FANOUT_THRESHOLD
         return (
             self.run.parent_id is None
             and not self.dry_run
@@ -79,11 +76,11 @@ class JobContext:
 
     def fan_out(self, due_rows, *, summary: dict) -> FanOut:
         """Hand the rows of `due_rows` to shard runs of STEWARD_SHARD_SIZE rows each."""
-        ranges = pk_ranges(due_rows, size=settings.STEWARD_SHARD_SIZE)
+        ranges = pk_ranges(due_rows, size=conf.SHARD_SIZE)
         self.log.info(
             "Fanning out into %s shards of up to %s rows",
             len(ranges),
-            f"{settings.STEWARD_SHARD_SIZE:,}",
+            f"{conf.SHARD_SIZE:,}",
         )
         return FanOut(
             shards=[

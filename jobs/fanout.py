@@ -1,12 +1,18 @@
-"""Fan-out: splitting a large backlog into shard runs that any worker can take."""
+"""Fan-out: a large backlog handed to shard runs that any worker can take, and the fanned-out
+run ended once its last shard has ended."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from datetime import timedelta
 
-from django.db.models import F, Window
-from django.db.models.functions import Mod, RowNumber
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.alerts import alert_run_failed
+from jobs.models import FINISHED_STATUSES, JobRun, RunStatus, run_move
+from jobs.runlog import log_run_finish
 
 SAMPLE_LIMIT = 10
 
@@ -17,22 +23,6 @@ class FanOut:
 
     shards: list[dict]
     summary: dict
-
-
-def pk_ranges(queryset, *, size: int) -> list[tuple[int, int | None]]:
-    """Split the rows of `queryset` into consecutive primary-key ranges of about `size` rows:
-    [start, next start), the last one open-ended."""
-    starts = list(
-        queryset.annotate(row=Window(RowNumber(), order_by=F("pk").asc()))
-        .annotate(offset=Mod(F("row") - 1, size))
-        .filter(offset=0)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    return [
-        (start, starts[index + 1] if index + 1 < len(starts) else None)
-        for index, start in enumerate(starts)
-    ]
 
 
 def merge_summaries(summaries: Iterable[dict]) -> dict:
@@ -53,3 +43,64 @@ def merge_summaries(summaries: Iterable[dict]) -> dict:
                     if isinstance(count, int | float) and not isinstance(count, bool):
                         counts[name] = counts.get(name, 0) + count
     return merged
+
+
+def fan_out_unfinished(*, job: str, time_limit_ms: int) -> JobRun | None:
+    """A run of the job still waiting for its shards, unless they outlived the time limit (their
+    messages were lost), in which case that run is closed as failed."""
+    waiting = JobRun.objects.filter(job=job, status=RunStatus.WAITING).order_by("pk").first()
+    if waiting is None:
+        return None
+    if timezone.now() < waiting.started_at + timedelta(milliseconds=time_limit_ms):
+        return waiting
+    fan_out_finish(waiting.pk, lost_shards=True)
+    return None
+
+
+def fan_out_finish(parent_id: int, *, lost_shards: bool = False) -> None:
+    """End a waiting run once every shard has ended: its summary adds theirs up, and it fails
+    if a shard failed after its retries (or, with `lost_shards`, if some never ended)."""
+    with transaction.atomic():
+        parent = (
+            JobRun.objects.select_for_update()
+            .filter(pk=parent_id, status=RunStatus.WAITING)
+            .first()
+        )
+        if parent is None:
+            return
+        shards = list(parent.shards.values_list("status", "summary"))
+        unfinished = sum(status not in FINISHED_STATUSES for status, _ in shards)
+        if unfinished and not lost_shards:
+            return
+        failed = sum(status == RunStatus.FAILED for status, _ in shards) + unfinished
+        partial = sum(status in (RunStatus.PARTIAL, RunStatus.SKIPPED) for status, _ in shards)
+        target = (
+            RunStatus.FAILED if failed else RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
+        )
+        now = timezone.now()
+        problems = []
+        if failed:
+            problems.append(f"{failed} of {len(shards)} shards failed")
+        if unfinished:
+            problems.append(f"{unfinished} shards never ended within the job's time limit")
+        if partial:
+            problems.append(f"{partial} shards partial or skipped")
+        run_move(
+            parent.pk,
+            source={RunStatus.WAITING},
+            target=target,
+            summary={
+                **parent.summary,
+                **merge_summaries(summary for status, summary in shards if summary),
+                "shards": len(shards),
+                "shards_failed": failed,
+            },
+            error="; ".join(problems) if failed else "",
+            status_reason="; ".join(problems),
+            finished_at=now,
+            duration_ms=int((now - parent.started_at).total_seconds() * 1000),
+        )
+    parent.refresh_from_db()
+    log_run_finish(parent)
+    if target != RunStatus.SUCCEEDED:
+        alert_run_failed(parent)

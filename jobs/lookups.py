@@ -2,7 +2,8 @@
 
 `__in` spells out one placeholder per value, which Django and the driver build and parse for
 every batch of thousands of ids; `= ANY(%s)` binds the whole list as a single array. Other
-databases get the usual `IN (...)`.
+databases get the usual `IN (...)`. The sweeps of every app use it, so the engine registers
+it, once, from `JobsConfig.ready()`.
 """
 
 from django.db.models import Field, ForeignObject, Lookup
@@ -26,6 +27,7 @@ class AnyOf(Lookup):
         return f"{lhs} = ANY(%s)", (*lhs_params, self.rhs)
 
 
-# Relations keep a lookup registry of their own.
-Field.register_lookup(AnyOf)
-ForeignObject.register_lookup(AnyOf)
+def register_any_lookup() -> None:
+    # Relations keep a lookup registry of their own.
+    Field.register_lookup(AnyOf)
+    ForeignObject.register_lookup(AnyOf)

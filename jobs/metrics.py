@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 
-from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
 from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry
@@ -20,6 +19,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from jobs.conf import conf
 from jobs.models import JobRun, RunStatus
 from jobs.registry import all_jobs
 
@@ -79,6 +79,6 @@ class JobRunCollector:
 @functools.cache
 def metrics_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
-    for path in settings.STEWARD_METRICS_COLLECTORS:
+    for path in conf.METRICS_COLLECTORS:
         registry.register(import_string(path)())
     return registry

@@ -2,10 +2,11 @@
 
 import threading
 
-from django.conf import settings
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
+
+from jobs.conf import conf
 
 shutdown_requested = threading.Event()
 
@@ -21,7 +22,7 @@ class SlotTicks(PeriodiqMiddleware):
     """
 
     def __init__(self, *, skip_delay: int | None = None) -> None:
-        super().__init__(skip_delay=skip_delay or settings.STEWARD_TICK_SKIP_DELAY_SECONDS)
+        super().__init__(skip_delay=skip_delay or conf.TICK_SKIP_DELAY_SECONDS)
 
 
 class GracefulShutdown(Middleware):

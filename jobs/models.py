@@ -3,6 +3,8 @@
 from django.db import models
 from django.db.models import Q
 
+from jobs.transitions import Transitions
+
 
 class Trigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
@@ -29,28 +31,20 @@ FINISHED_STATUSES = frozenset(
 # The one map of allowed status changes. RUNNING -> RUNNING is a takeover of a run whose
 # worker died (its job lock vanished with its connection); RUNNING -> QUEUED waits for a retry;
 # RUNNING -> WAITING hands a large backlog to shard runs, and the last shard ends the parent.
-ALLOWED_RUN_TRANSITIONS: dict[str, frozenset[str]] = {
-    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.SKIPPED}),
-    RunStatus.RUNNING: frozenset(
-        {
+RUN_TRANSITIONS = Transitions(
+    {
+        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.SKIPPED},
+        RunStatus.RUNNING: {
             RunStatus.RUNNING,
             RunStatus.QUEUED,
             RunStatus.WAITING,
             RunStatus.SUCCEEDED,
             RunStatus.PARTIAL,
             RunStatus.FAILED,
-        }
-    ),
-    RunStatus.WAITING: frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED}),
-    RunStatus.SUCCEEDED: frozenset(),
-    RunStatus.PARTIAL: frozenset(),
-    RunStatus.FAILED: frozenset(),
-    RunStatus.SKIPPED: frozenset(),
-}
-
-
-def statuses_allowed_into(target: str) -> list[str]:
-    return [source for source, targets in ALLOWED_RUN_TRANSITIONS.items() if target in targets]
+        },
+        RunStatus.WAITING: {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED},
+    }
+)
 
 
 class JobRun(models.Model):
@@ -120,6 +114,9 @@ class JobRun(models.Model):
             ("requeue_dead", "Can requeue dead-lettered messages"),
         ]
 
+    # Set by `job_run_request` on a run that an Idempotency-Key replay answered with.
+    replayed = False
+
     def __str__(self) -> str:
         return f"{self.job} #{self.pk} ({self.status})"
 
@@ -176,3 +173,11 @@ class JobState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} ({'paused' if self.paused else 'enabled'})"
+
+
+def run_move(run_id: int, *, source: set[str], target: str, **fields) -> bool:
+    """Conditionally move a run from one of `source` to `target`; False if it was not there."""
+    moved = RUN_TRANSITIONS.update(
+        JobRun.objects.filter(pk=run_id), source=source, target=target, **fields
+    )
+    return moved == 1

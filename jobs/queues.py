@@ -6,19 +6,15 @@ import dataclasses
 import logging
 
 import dramatiq
-from django.db import transaction
 from dramatiq import Message
 from dramatiq.common import dq_name, q_name, xq_name
 
 from jobs.actors import declare_all_actors
-from jobs.models import JobRun
+from jobs.exceptions import UnknownQueue
+from jobs.models import JobRun, RunStatus, Trigger
+from jobs.services import job_run_request
 
 logger = logging.getLogger("steward.queues")
-
-
-class UnknownQueue(LookupError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown queue {name!r}; known queues: {', '.join(known)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +76,8 @@ def queue_dead_messages(*, queue: str, limit: int = 100) -> list[Message]:
 
 
 def queue_requeue_dead(*, queue: str, requested_by: str, limit: int = 1_000) -> dict:
-    """Send dead-lettered messages again. A job run's message becomes a new run linked to the
-    failed one (the failed run keeps its record); any other message is re-sent as it was."""
-    from jobs.services import job_run_retry
-
+    """Send dead-lettered messages again. A failed run's message becomes a new run linked to
+    the failed one (the failed run keeps its record); any other message is re-sent as it was."""
     broker = _broker()
     xq_key = _key(broker, xq_name(_known_queue(queue)))
     counts = {"requeued": 0, "runs_retried": 0}
@@ -95,13 +89,14 @@ def queue_requeue_dead(*, queue: str, requested_by: str, limit: int = 1_000) -> 
             continue
         message = Message.decode(payload)
         run = _run_of(message)
-        if run is not None and run.is_finished:
-            with transaction.atomic():
-                job_run_retry(
-                    run=run,
-                    requested_by=requested_by,
-                    reason=f"requeued from the {queue} dead-letter queue",
-                )
+        if run is not None and run.status == RunStatus.FAILED:
+            job_run_request(
+                job=run.job,
+                trigger=Trigger.RETRY,
+                retry_of=run,
+                requested_by=requested_by,
+                reason=f"requeued from the {queue} dead-letter queue",
+            )
             counts["runs_retried"] += 1
         else:
             for spent in ("retries", "traceback", "eta"):

@@ -10,6 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from dramatiq.rate_limits import WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
+from jobs.conf import conf
+
 
 def parse_rate_limits(text: str) -> dict[str, tuple[int, int]]:
     """`"notifications=600/60,email=100/60"` -> {name: (limit, window seconds)}."""
@@ -35,7 +37,7 @@ def _backend() -> RedisBackend:
 
 def rate_limiter(name: str) -> WindowRateLimiter | None:
     """The fleet-wide limiter for `name` from STEWARD_QUEUE_RATE_LIMITS, or None if unlimited."""
-    configured = parse_rate_limits(settings.STEWARD_QUEUE_RATE_LIMITS).get(name)
+    configured = parse_rate_limits(conf.QUEUE_RATE_LIMITS).get(name)
     if configured is None:
         return None
     limit, window = configured

@@ -6,19 +6,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
+from jobs.conf import conf
+from jobs.exceptions import UnknownJob
 
 if TYPE_CHECKING:
     from jobs.context import JobContext
 
 JobBody = Callable[["JobContext"], dict[str, Any]]
-
-
-class UnknownJob(LookupError):
-    def __init__(self, name: str) -> None:
-        known = ", ".join(sorted(_REGISTRY)) or "none registered"
-        super().__init__(f"unknown job {name!r}; known jobs: {known}")
-        self.name = name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +35,7 @@ _REGISTRY: dict[str, JobSpec] = {}
 
 
 def _override(spec: JobSpec, option: str, default: Any, cast: Callable[[str], Any]) -> Any:
-    raw = settings.STEWARD_JOB_OVERRIDES.get(f"{spec.name.upper()}_{option}")
+    raw = conf.JOB_OVERRIDES.get(f"{spec.name.upper()}_{option}")
     return cast(raw) if raw not in (None, "") else default
 
 
@@ -53,21 +47,19 @@ def _resolve(spec: JobSpec) -> JobSpec:
         max_retries=_override(
             spec,
             "MAX_RETRIES",
-            spec.max_retries
-            if spec.max_retries is not None
-            else settings.STEWARD_DEFAULT_MAX_RETRIES,
+            spec.max_retries if spec.max_retries is not None else conf.DEFAULT_MAX_RETRIES,
             int,
         ),
         min_backoff_ms=_override(
             spec,
             "MIN_BACKOFF_MS",
-            spec.min_backoff_ms or settings.STEWARD_DEFAULT_MIN_BACKOFF_MS,
+            spec.min_backoff_ms or conf.DEFAULT_MIN_BACKOFF_MS,
             int,
         ),
         time_limit_ms=_override(
             spec,
             "TIME_LIMIT_MS",
-            spec.time_limit_ms or settings.STEWARD_DEFAULT_TIME_LIMIT_MS,
+            spec.time_limit_ms or conf.DEFAULT_TIME_LIMIT_MS,
             int,
         ),
     )
@@ -85,7 +77,7 @@ def get_job(name: str) -> JobSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownJob(name) from None
+        raise UnknownJob(name, sorted(_REGISTRY)) from None
 
 
 def all_jobs() -> list[JobSpec]:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from jobs.cron import slot_of
 from jobs.models import JobRun, JobState, RunStatus, Trigger
 from jobs.registry import get_job
-from jobs.services import job_run_create, job_run_send
+from jobs.services import job_run_request
 
 logger = logging.getLogger("steward.schedule")
 
@@ -63,28 +63,21 @@ def schedule_tick(*, job: str, scheduled_at: datetime) -> JobRun | None:
     """
     slot = slot_of(scheduled_at)
     state = _locked_state(job)
+    paused_reason = ""
+    if state.paused:
+        paused_reason = f"job paused by {state.changed_by or 'an operator'}" + (
+            f": {state.change_reason}" if state.change_reason else ""
+        )
     try:
         with transaction.atomic():
-            if state.paused:
-                run = JobRun.objects.create(
-                    job=job,
-                    trigger=Trigger.SCHEDULE,
-                    requested_by=SCHEDULER,
-                    as_of=slot,
-                    slot=slot,
-                    status=RunStatus.SKIPPED,
-                    status_reason=f"job paused by {state.changed_by or 'an operator'}"
-                    + (f": {state.change_reason}" if state.change_reason else ""),
-                    finished_at=timezone.now(),
-                )
-            else:
-                run = job_run_create(
-                    job=job,
-                    trigger=Trigger.SCHEDULE,
-                    requested_by=SCHEDULER,
-                    as_of=slot,
-                    slot=slot,
-                )
+            run = job_run_request(
+                job=job,
+                trigger=Trigger.SCHEDULE,
+                requested_by=SCHEDULER,
+                as_of=slot,
+                slot=slot,
+                skipped_reason=paused_reason,
+            )
     except IntegrityError:
         logger.info(
             "Slot %s of %s is already recorded; ignoring a repeated tick.", slot.isoformat(), job
@@ -98,6 +91,5 @@ def schedule_tick(*, job: str, scheduled_at: datetime) -> JobRun | None:
             "Slot %s of %s recorded as skipped: %s", slot.isoformat(), job, run.status_reason
         )
     else:
-        job_run_send(run=run)
         logger.info("Slot %s of %s recorded as run #%s and sent.", slot.isoformat(), job, run.pk)
     return run

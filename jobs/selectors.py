@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from jobs.cron import next_slots, slots_between
-from jobs.humanize import cron_in_words
+from jobs.conf import conf
+from jobs.cron import cron_in_words, next_slots, slots_between
 from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus
 from jobs.registry import all_jobs, get_job
 
@@ -24,13 +23,20 @@ def job_last_finished_run(*, job: str) -> JobRun | None:
     return JobRun.objects.filter(job=job, status__in=FINISHED_STATUSES).order_by("-id").first()
 
 
+def job_run_finished_since(*, job: str, since: datetime, summary: dict | None = None) -> bool:
+    """Whether a run of `job` finished at or after `since` with each of `summary`'s keys
+    holding its value in the run's summary."""
+    matching = {f"summary__{key}": value for key, value in (summary or {}).items()}
+    return JobRun.objects.filter(job=job, finished_at__gte=since, **matching).exists()
+
+
 def job_missed_slots(
     *, job: str, now: datetime | None = None, window: timedelta | None = None
 ) -> list[datetime]:
     """Slots the job's cron expected in the window that have no recorded run: the times the
     scheduler was down (or a tick was lost)."""
     now = now or timezone.now()
-    window = window or timedelta(hours=settings.STEWARD_MISSED_SLOT_WINDOW_HOURS)
+    window = window or timedelta(hours=conf.MISSED_SLOT_WINDOW_HOURS)
     start = now - window
     expected = list(slots_between(get_job(job).cron, start, now))
     recorded = set(

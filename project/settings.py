@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from jobs.conf import from_environment as engine_settings_from_environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -51,7 +53,7 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [
-    # First, so every actor binds to the configured broker (DESIGN §7).
+    # First: an actor imported before its AppConfig runs binds silently to a fallback broker.
     "django_dramatiq",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -63,9 +65,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "jobs",
     "ledger",
     "leaderboard",
+    # After the domain apps, so the engine's own jobs come last in the catalog.
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -138,7 +141,7 @@ DRAMATIQ_BROKER = {
     "BROKER": "jobs.broker.PromptRedisBroker",
     "OPTIONS": {
         "url": REDIS_URL,
-        # redis-py's default socket timeout breaks blocking reads (DESIGN §7).
+        # redis-py's default 5 s socket timeout breaks blocking result waits.
         "socket_timeout": 30,
         "heartbeat_timeout": env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 60_000),
         "maintenance_chance": env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1_000),
@@ -160,34 +163,28 @@ DRAMATIQ_BROKER = {
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
-# --- Steward ----------------------------------------------------------------------------------
+# --- Steward ---------------------------------------------------------------------------------
+# Engine settings (retries, batches, fan-out, schedule ticks, retention, metrics) and their
+# defaults live in jobs/conf.py; any of them is set here from the environment as
+# STEWARD_<NAME>, and per job as STEWARD_JOB_<NAME>_CRON / _MAX_RETRIES / _MIN_BACKOFF_MS /
+# _TIME_LIMIT_MS.
+globals().update(engine_settings_from_environment(os.environ))
 STEWARD_CODE_VERSION = code_version()
-
-# Retries: 3 retries with exponential backoff from 2 s, per job overridable with
-# STEWARD_JOB_<NAME>_MAX_RETRIES / _MIN_BACKOFF_MS / _TIME_LIMIT_MS / _CRON.
-STEWARD_DEFAULT_MAX_RETRIES = env_int("STEWARD_DEFAULT_MAX_RETRIES", 3)
-STEWARD_DEFAULT_MIN_BACKOFF_MS = env_int("STEWARD_DEFAULT_MIN_BACKOFF_MS", 2_000)
-STEWARD_DEFAULT_TIME_LIMIT_MS = env_int("STEWARD_DEFAULT_TIME_LIMIT_MS", 30 * 60 * 1000)
-STEWARD_JOB_OVERRIDES = {
-    key.removeprefix("STEWARD_JOB_"): value
-    for key, value in os.environ.items()
-    if key.startswith("STEWARD_JOB_")
-}
-STEWARD_ALERT_BACKEND = env_str("STEWARD_ALERT_BACKEND", "jobs.alerts.MailAdminsAlertBackend")
-STEWARD_BATCH_SIZE = env_int("STEWARD_BATCH_SIZE", 1_000)
-# A backlog above the threshold is split into shard runs of STEWARD_SHARD_SIZE rows that any
-# worker can take (0 turns fan-out off).
-STEWARD_FANOUT_THRESHOLD = env_int("STEWARD_FANOUT_THRESHOLD", 20_000)
-STEWARD_SHARD_SIZE = env_int("STEWARD_SHARD_SIZE", 5_000)
-# Ticks only record their slot's run, so a late tick is still worth recording.
-STEWARD_TICK_SKIP_DELAY_SECONDS = env_int("STEWARD_TICK_SKIP_DELAY_SECONDS", 3_600)
-# Slots of the last day an operator sees as missed when the scheduler was down.
-STEWARD_MISSED_SLOT_WINDOW_HOURS = env_int("STEWARD_MISSED_SLOT_WINDOW_HOURS", 24)
-# Fleet-wide rate limits for jobs that call external services: "name=limit/seconds,...".
-# Notification delivery draws on "channel-<channel>".
+# Notification delivery draws on the fleet-wide limits "channel-<channel>".
 STEWARD_QUEUE_RATE_LIMITS = env_str(
     "STEWARD_QUEUE_RATE_LIMITS", "channel-push=6000/60,channel-sms=600/60,channel-email=600/60"
 )
+STEWARD_METRICS_COLLECTORS = [
+    "jobs.metrics.JobRunCollector",
+    "ledger.metrics.EscrowLagCollector",
+]
+STEWARD_METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# The dashboard's business-lag panel: the ledger's escrows overdue for release.
+STEWARD_DASHBOARD_LAG = "ledger.selectors.escrow_release_lag_panel"
+STEWARD_RUN_RETENTION_DAYS = env_int("JOB_RUN_RETENTION_DAYS", 30)
+STEWARD_FAILED_RUN_RETENTION_DAYS = env_int("FAILED_JOB_RUN_RETENTION_DAYS", 90)
+
+# --- Ledger -----------------------------------------------------------------------------------
 STEWARD_CHANNEL_BACKENDS = {
     "push": env_str("STEWARD_PUSH_BACKEND", "ledger.channels.LoggingChannel"),
     "sms": env_str("STEWARD_SMS_BACKEND", "ledger.channels.LoggingChannel"),
@@ -197,15 +194,10 @@ NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5)
 NOTIFICATION_BACKOFF_SECONDS = env_int("NOTIFICATION_BACKOFF_SECONDS", 30)
 # A notification claimed for sending longer ago than this belongs to a lost worker.
 NOTIFICATION_SENDING_TIMEOUT_MINUTES = env_int("NOTIFICATION_SENDING_TIMEOUT_MINUTES", 15)
+# Sent notifications are pruned by `cleanup` after this many days.
+NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 30)
 # Alert when an escrow is overdue for release by more than this.
 ESCROW_LAG_ALERT_MINUTES = env_int("ESCROW_LAG_ALERT_MINUTES", 120)
-STEWARD_METRICS_COLLECTORS = [
-    "jobs.metrics.JobRunCollector",
-    "ledger.metrics.EscrowLagCollector",
-]
-# Bearer token for /metrics; empty leaves it open to the network the web server listens on.
-METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-
 # Ledger rules, in hours/days so tests and the fault suite can shorten them.
 ESCROW_HOLD_HOURS = env_int("ESCROW_HOLD_HOURS", 48)
 MATCH_EXPIRY_HOURS = env_int("MATCH_EXPIRY_HOURS", 24)
@@ -240,7 +232,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "project.exception_handlers.api_exception_handler",
+    "EXCEPTION_HANDLER": "jobs.api.exception_handlers.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steward API",
@@ -253,10 +245,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
-# Seconds between the dashboard's own refreshes.
-STEWARD_DASHBOARD_REFRESH_SECONDS = env_int("STEWARD_DASHBOARD_REFRESH_SECONDS", 15)
-# The business lag the dashboard shows; jobs/ knows nothing about escrows, so it is named here.
-STEWARD_DASHBOARD_LAG = "ledger.selectors.escrow_release_lag"
 
 # --- Leaderboard ------------------------------------------------------------------------------
 # A game session still active after this many minutes is abandoned and deleted by `cleanup`.
@@ -264,8 +252,3 @@ SESSION_EXPIRY_MINUTES = env_int("SESSION_EXPIRY_MINUTES", 30)
 # Scores older than this move to the archive (when archiving is on).
 LEADERBOARD_ARCHIVE_AGE_DAYS = env_int("LEADERBOARD_ARCHIVE_AGE_DAYS", 90)
 LEADERBOARD_ARCHIVING = env_bool("LEADERBOARD_ARCHIVING", True)
-# Retention of finished job runs (failed and partial ones are kept longer) and sent
-# notifications, pruned by `cleanup`.
-JOB_RUN_RETENTION_DAYS = env_int("JOB_RUN_RETENTION_DAYS", 30)
-FAILED_JOB_RUN_RETENTION_DAYS = env_int("FAILED_JOB_RUN_RETENTION_DAYS", 90)
-NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 30)

@@ -8,14 +8,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from jobs.admin_tools import JobPermissions, ReadOnlyAdmin, with_reason
-from jobs.cron import next_slots
-from jobs.humanize import cron_in_words
+from jobs.admin.tools import JobPermissions, ReadOnlyAdmin, with_reason
+from jobs.cron import cron_in_words, next_slots
+from jobs.exceptions import VIEW_RUNS_PERMISSION
 from jobs.models import JobRun, JobRunAttempt, JobState, RunStatus, Trigger
 from jobs.registry import all_jobs, get_job
 from jobs.scheduling import job_pause, job_resume
 from jobs.selectors import job_last_finished_run
-from jobs.services import job_run_enqueue, job_run_retry, job_states_ensure
+from jobs.services import job_run_request, job_states_ensure
 
 
 def _pre(text: str):
@@ -31,7 +31,7 @@ class JobRunAttemptInline(admin.TabularInline):
 
     def has_view_permission(self, request, obj=None) -> bool:
         # Attempts are part of their run: whoever may see the run sees them.
-        return request.user.has_perm("jobs.view_jobrun")
+        return request.user.has_perm(VIEW_RUNS_PERMISSION)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -110,7 +110,16 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
 
         def perform(reason: str) -> None:
             by = request.user.get_username()
-            retries = [job_run_retry(run=run, requested_by=by, reason=reason) for run in failed]
+            retries = [
+                job_run_request(
+                    job=run.job,
+                    trigger=Trigger.RETRY,
+                    retry_of=run,
+                    requested_by=by,
+                    reason=reason,
+                )
+                for run in failed
+            ]
             if retries:
                 listed = ", ".join(f"#{retry.pk}" for retry in retries)
                 self.message_user(request, f"Retried {len(retries)} run(s) as {listed}.")
@@ -181,7 +190,7 @@ class JobStateAdmin(JobPermissions, ReadOnlyAdmin):
         def perform(reason: str) -> None:
             by = request.user.get_username()
             for job in jobs:
-                run = job_run_enqueue(
+                run = job_run_request(
                     job=job, trigger=Trigger.ADMIN, requested_by=by, reason=reason, dry_run=dry_run
                 )
                 self.message_user(request, f"{label}: queued {job} run #{run.pk}.")

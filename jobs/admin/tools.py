@@ -11,8 +11,9 @@ from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from jobs.exceptions import PAUSE_PERMISSION, RETRY_PERMISSION, TRIGGER_PERMISSION
 from jobs.models import Trigger
-from jobs.services import job_run_enqueue
+from jobs.services import job_run_request
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,13 +33,13 @@ class JobPermissions:
     """`has_<name>_permission` methods for `@admin.action(permissions=[name])`."""
 
     def has_trigger_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("jobs.trigger_jobrun")
+        return request.user.has_perm(TRIGGER_PERMISSION)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("jobs.retry_jobrun")
+        return request.user.has_perm(RETRY_PERMISSION)
 
     def has_pause_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("jobs.pause_jobstate")
+        return request.user.has_perm(PAUSE_PERMISSION)
 
 
 class ReasonForm(forms.Form):
@@ -89,7 +90,7 @@ def enqueue_job_action(
     everything due, exactly as its schedule would."""
 
     def perform(reason: str) -> None:
-        run = job_run_enqueue(
+        run = job_run_request(
             job=job, trigger=Trigger.ADMIN, requested_by=request.user.get_username(), reason=reason
         )
         modeladmin.message_user(request, f"Queued {job} run #{run.pk}.", messages.SUCCESS)

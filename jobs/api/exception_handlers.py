@@ -1,8 +1,9 @@
-"""The API's one exception handler: domain errors become clear 4xx answers in one envelope.
+"""The API's one exception handler: Steward's errors become clear 4xx answers in one envelope.
 
 Every error body is `{"success": false, "error": {"code", "message", "fields"}}`, where
 `fields` maps an input field to its messages (empty when the error is not about a field).
-Anything not mapped here is a bug and stays a 500.
+Every `StewardError` (engine and domain) answers with its own status and code; anything
+not mapped here is a bug and stays a 500.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from jobs.queues import UnknownQueue
-from jobs.registry import UnknownJob
-from jobs.services import IdempotencyConflict, RunNotRetryable
+from jobs.exceptions import StewardError
 
 logger = logging.getLogger("steward.api")
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
+class StewardApiError(exceptions.APIException):
+    def __init__(self, error: StewardError) -> None:
+        self.status_code = error.status_code
+        super().__init__(detail=str(error), code=error.code)
 
 
 class BrokerUnavailable(exceptions.APIException):
@@ -38,7 +38,9 @@ class BrokerUnavailable(exceptions.APIException):
 
 
 def _as_api_exception(exc: Exception) -> Exception:
-    if isinstance(exc, UnknownJob | UnknownQueue | ObjectDoesNotExist):
+    if isinstance(exc, StewardError):
+        return StewardApiError(exc)
+    if isinstance(exc, ObjectDoesNotExist):
         return exceptions.NotFound(str(exc))
     if isinstance(exc, Http404):
         return exceptions.NotFound(str(exc) or None)
@@ -48,8 +50,6 @@ def _as_api_exception(exc: Exception) -> Exception:
         if hasattr(exc, "error_dict"):
             return exceptions.ValidationError(exc.message_dict)
         return exceptions.ValidationError(exc.messages)
-    if isinstance(exc, IdempotencyConflict | RunNotRetryable):
-        return Conflict(str(exc))
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         logger.warning("Broker unavailable during an API request: %s", exc)
         return BrokerUnavailable()

@@ -2,17 +2,17 @@
 
 import hmac
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from jobs.conf import conf
 from jobs.metrics import metrics_registry
 
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    token = settings.METRICS_TOKEN
+    token = conf.METRICS_TOKEN
     if token:
         supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(supplied.encode(), token.encode()):

@@ -1,7 +1,7 @@
 """The jobs API: one view per operation; each parses, calls one service or selector, reports.
 
 Reads need a staff user; every write also needs its model permission. Errors are mapped to
-4xx answers by `project.exception_handlers.api_exception_handler`.
+4xx answers by `jobs.api.exception_handlers.api_exception_handler`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import serializers as s
+from jobs.api import serializers as s
+from jobs.exceptions import (
+    PAUSE_PERMISSION,
+    REQUEUE_DEAD_PERMISSION,
+    RETRY_PERMISSION,
+    TRIGGER_PERMISSION,
+)
 from jobs.models import Trigger
 from jobs.queues import queue_requeue_dead, queue_stats
 from jobs.registry import all_jobs, get_job
@@ -32,7 +38,7 @@ from jobs.selectors import (
     job_run_list,
     job_run_totals,
 )
-from jobs.services import job_run_retry_failed, job_run_trigger
+from jobs.services import job_run_request
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -109,7 +115,7 @@ class JobDetailApi(APIView):
 
 
 class JobTriggerApi(APIView):
-    permission_classes = [IsAdminUser, model_permission("jobs.trigger_jobrun")]
+    permission_classes = [IsAdminUser, model_permission(TRIGGER_PERMISSION)]
 
     @extend_schema(
         operation_id="jobs_trigger",
@@ -144,7 +150,7 @@ class JobTriggerApi(APIView):
         key = s.idempotency_key_or_none(request.headers.get(IDEMPOTENCY_HEADER))
         body = s.TriggerInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run, created = job_run_trigger(
+        run = job_run_request(
             job=name,
             trigger=Trigger.API,
             requested_by=request.user.get_username(),
@@ -153,16 +159,16 @@ class JobTriggerApi(APIView):
         )
         mode = "dry run" if run.dry_run else "run"
         message = f"Job '{name}' triggered: {mode} #{run.pk}"
-        if not created:
+        if run.replayed:
             message = f"Job '{name}' was already triggered with this key: {mode} #{run.pk}"
         response = _ok(s.TriggerResponse, run, code=status.HTTP_202_ACCEPTED, message=message)
-        if not created:
+        if run.replayed:
             response[REPLAYED_HEADER] = "true"
         return response
 
 
 class _JobStateChangeApi(APIView):
-    permission_classes = [IsAdminUser, model_permission("jobs.pause_jobstate")]
+    permission_classes = [IsAdminUser, model_permission(PAUSE_PERMISSION)]
     service = None
     verb = ""
 
@@ -245,7 +251,7 @@ class RunDetailApi(APIView):
 
 
 class RunRetryApi(APIView):
-    permission_classes = [IsAdminUser, model_permission("jobs.retry_jobrun")]
+    permission_classes = [IsAdminUser, model_permission(RETRY_PERMISSION)]
 
     @extend_schema(
         operation_id="runs_retry",
@@ -258,8 +264,11 @@ class RunRetryApi(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         body = s.ReasonInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        retry = job_run_retry_failed(
-            run_id=run_id,
+        failed = job_run_get(run_id=run_id)
+        retry = job_run_request(
+            job=failed.job,
+            trigger=Trigger.RETRY,
+            retry_of=failed,
             requested_by=request.user.get_username(),
             reason=body.validated_data["reason"],
         )
@@ -279,7 +288,7 @@ class QueueListApi(APIView):
 
 
 class QueueRequeueDeadApi(APIView):
-    permission_classes = [IsAdminUser, model_permission("jobs.requeue_dead")]
+    permission_classes = [IsAdminUser, model_permission(REQUEUE_DEAD_PERMISSION)]
 
     @extend_schema(
         operation_id="queues_requeue_dead",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -22,9 +21,17 @@ from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
+from jobs.conf import conf
+from jobs.exceptions import (
+    PAUSE_PERMISSION,
+    RETRY_PERMISSION,
+    TRIGGER_PERMISSION,
+    RunNotRetryable,
+    UnknownJob,
+)
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.queues import queue_stats
-from jobs.registry import UnknownJob, get_job
+from jobs.registry import get_job
 from jobs.scheduling import job_pause, job_resume
 from jobs.selectors import (
     job_overviews,
@@ -33,16 +40,13 @@ from jobs.selectors import (
     job_run_get,
     job_run_list,
 )
-from jobs.services import RunNotRetryable, job_run_enqueue, job_run_retry_failed
+from jobs.services import job_run_request
 
 logger = logging.getLogger("steward.dashboard")
 
 CHART_RUNS = 30
 CHART_WIDTH = 240
 CHART_HEIGHT = 48
-TRIGGER_PERMISSION = "jobs.trigger_jobrun"
-PAUSE_PERMISSION = "jobs.pause_jobstate"
-RETRY_PERMISSION = "jobs.retry_jobrun"
 ACTIONS = {
     "run": ("Run now", TRIGGER_PERMISSION),
     "dry_run": ("Dry run", TRIGGER_PERMISSION),
@@ -85,21 +89,6 @@ def duration_chart(runs: list[JobRun]) -> list[Bar]:
     return bars
 
 
-def duration_words(seconds: float) -> str:
-    if seconds <= 0:
-        return "none"
-    rounded = timedelta(seconds=int(seconds))
-    days, rest = divmod(int(rounded.total_seconds()), 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes = rest // 60
-    parts = [f"{days} d"] if days else []
-    if hours:
-        parts.append(f"{hours} h")
-    if minutes or not parts:
-        parts.append(f"{minutes} min")
-    return " ".join(parts)
-
-
 def _queues() -> tuple[list, str]:
     try:
         return queue_stats(), ""
@@ -122,7 +111,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         for overview in job_overviews(now=now)
     ]
     queues, queue_error = _queues()
-    lag = import_string(settings.STEWARD_DASHBOARD_LAG)(as_of=now)
+    lag = import_string(conf.DASHBOARD_LAG)(as_of=now) if conf.DASHBOARD_LAG else None
     context = {
         "jobs": jobs,
         "queues": queues,
@@ -130,8 +119,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "failures": job_recent_failures(limit=10),
         "recent_runs": job_run_list(limit=15),
         "lag": lag,
-        "lag_oldest": duration_words(lag.oldest_overdue_seconds),
-        "refresh_seconds": settings.STEWARD_DASHBOARD_REFRESH_SECONDS,
+        "refresh_seconds": conf.DASHBOARD_REFRESH_SECONDS,
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
         "time_zone": settings.TIME_ZONE,
@@ -159,7 +147,7 @@ def job_action(request: HttpRequest, name: str) -> HttpResponse:
     by = request.user.get_username()
     reason = request.POST.get("reason", "").strip() or f"{label} from the dashboard"
     if action in ("run", "dry_run"):
-        run = job_run_enqueue(
+        run = job_run_request(
             job=name,
             trigger=Trigger.ADMIN,
             requested_by=by,
@@ -186,7 +174,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "summary_json": json.dumps(run.summary, indent=2, sort_keys=True, default=str),
         "can_retry": run.status == RunStatus.FAILED and request.user.has_perm(RETRY_PERMISSION),
         "retries": run.retries.order_by("id"),
-        "refresh_seconds": 0 if run.is_finished else settings.STEWARD_DASHBOARD_REFRESH_SECONDS,
+        "refresh_seconds": 0 if run.is_finished else conf.DASHBOARD_REFRESH_SECONDS,
     }
     return render(request, "dashboard/run_detail.html", context)
 
@@ -198,11 +186,17 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
         raise PermissionDenied(f"Retrying needs the {RETRY_PERMISSION} permission.")
     reason = request.POST.get("reason", "").strip() or "Retry from the dashboard"
     try:
-        retry = job_run_retry_failed(
-            run_id=run_id, requested_by=request.user.get_username(), reason=reason
-        )
+        failed = job_run_get(run_id=run_id)
     except JobRun.DoesNotExist:
         raise Http404(f"no run #{run_id}") from None
+    try:
+        retry = job_run_request(
+            job=failed.job,
+            trigger=Trigger.RETRY,
+            retry_of=failed,
+            requested_by=request.user.get_username(),
+            reason=reason,
+        )
     except RunNotRetryable as exc:
         messages.error(request, str(exc))
         return redirect("dashboard-run", run_id=run_id)

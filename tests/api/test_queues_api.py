@@ -5,7 +5,7 @@ import pytest
 
 from jobs.actors import actor_for
 from jobs.models import JobRun, RunStatus, Trigger
-from jobs.services import job_run_create
+from jobs.services import job_run_request
 from tests.scheduling.test_queues import dead_letter_one
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_queue_stats_count_waiting_delayed_and_dead_messages(api, broker):
 
 def test_requeueing_dead_letters_retries_the_failed_run(api, operator, broker):
     # given a failed run whose message ended in the dead-letter queue
-    run = job_run_create(job="expire_matches", trigger=Trigger.CLI)
+    run = job_run_request(enqueue=False, job="expire_matches", trigger=Trigger.CLI)
     JobRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error="boom")
     actor_for("expire_matches").send(run.pk)
     dead_letter_one(broker, "default")

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.queues import queue_stats
-from ledger.models import Escrow, EscrowStatus
+from ledger.models import Escrow
+from ledger.statuses import EscrowStatus
 from tests.api.helpers import token_client, user_with
 from tests.factories import HOLD, donation_at
 

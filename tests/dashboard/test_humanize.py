@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobs.humanize import cron_in_words
+from jobs.cron import cron_in_words
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from jobs.actors import tick_actor_for
 from jobs.models import AttemptStatus, JobRun, RunStatus
-from jobs.services import job_run_create, job_run_enqueue, job_run_execute
-from ledger.models import Escrow, EscrowStatus, Transfer
+from jobs.runner import job_run_execute
+from jobs.services import job_run_request
+from ledger.models import Escrow, Transfer
 from ledger.services.demo import DemoPlan, demo_seed
+from ledger.statuses import EscrowStatus
 from tests.factories import HOLD, donation_at
 from tests.invariants import assert_ledger_consistent
 from tests.workers import WorkerProcess, subprocess_env
@@ -143,7 +145,7 @@ def test_a_worker_stopped_mid_run_leaves_consistent_state_and_the_next_run_finis
     due = seed_due_escrows(8_000)
     worker = WorkerProcess(log_path=tmp_path / "worker.log", env={"STEWARD_BATCH_SIZE": "50"})
     worker.start()
-    run = job_run_enqueue(job="release_escrows", trigger="cli", reason=f"{fault} test")
+    run = job_run_request(job="release_escrows", trigger="cli", reason=f"{fault} test")
 
     # when the worker gets the signal in the middle of the sweep
     wait_for(lambda: released_count() > 0, message="the first batches")
@@ -179,7 +181,7 @@ def test_a_worker_stopped_mid_run_leaves_consistent_state_and_the_next_run_finis
     else:
         # a killed worker leaves the run running; the next run takes over and finishes
         assert run.status == RunStatus.RUNNING
-        next_run = job_run_create(job="release_escrows", trigger="cli")
+        next_run = job_run_request(enqueue=False, job="release_escrows", trigger="cli")
         next_run = job_run_execute(run_id=next_run.pk)
         assert next_run.status == RunStatus.SUCCEEDED
         assert next_run.summary["escrows_released"] == due - part
@@ -196,7 +198,7 @@ def test_a_real_worker_exports_dramatiq_prometheus_metrics(tmp_path):
     worker = WorkerProcess(log_path=tmp_path / "worker.log", env={"dramatiq_prom_port": port})
     worker.start()
     try:
-        run = job_run_enqueue(job="expire_matches", trigger="cli")
+        run = job_run_request(job="expire_matches", trigger="cli")
         wait_for(run_finished(run.pk), message="the run")
 
         # then its exposition server reports the processed message
@@ -221,7 +223,7 @@ def test_a_requeued_dead_letter_is_run_by_a_real_worker(broker, tmp_path):
     from jobs.queues import queue_requeue_dead, queue_stats
 
     # given a queued run whose message was dead-lettered before any worker ran it
-    run = job_run_create(job="expire_matches", trigger="cli", reason="dead letter")
+    run = job_run_request(enqueue=False, job="expire_matches", trigger="cli", reason="dead letter")
     actor_for("expire_matches").send(run.pk)
     consumer = broker.consume("default", prefetch=1, timeout=1000)
     try:

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.models import JobRun, RunStatus, Trigger
-from ledger.models import Escrow, EscrowStatus
+from ledger.models import Escrow
+from ledger.statuses import EscrowStatus
 from tests.factories import HOLD, donation_at
 from tests.workers import subprocess_env
 

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from jobs.models import FINISHED_STATUSES, JobRun
-from jobs.services import job_run_enqueue
+from jobs.services import job_run_request
 from tests.faults.harness import (
     PrivateRedis,
     StewardProcess,
@@ -154,7 +154,7 @@ class Fleet:
 
 def run_and_wait(job: str, *, reason: str, timeout: float = 300.0) -> JobRun:
     """Send a run of `job` to the fleet's workers and wait until it has finished."""
-    run = job_run_enqueue(job=job, trigger="cli", requested_by="fault suite", reason=reason)
+    run = job_run_request(job=job, trigger="cli", requested_by="fault suite", reason=reason)
     return wait_finished(run.pk, timeout=timeout)
 
 

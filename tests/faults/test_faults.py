@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from jobs.actors import actor_for
 from jobs.models import AttemptStatus, JobRun, RunStatus
-from jobs.services import job_run_create, job_run_enqueue
-from ledger.models import Escrow, EscrowStatus
+from jobs.services import job_run_request
+from ledger.models import Escrow
+from ledger.statuses import EscrowStatus
 from tests.faults.fleet import Fleet, run_and_wait, wait_finished
 from tests.faults.harness import StewardProcess, backends, rows_locked, wait_for
 from tests.faults.profile import current_profile
@@ -64,7 +65,7 @@ def blocked_on_lock(process: StewardProcess, *, table: str = "", wrote: bool = F
 
 
 def enqueue_release(reason: str) -> JobRun:
-    return job_run_enqueue(job="release_escrows", trigger="cli", reason=reason)
+    return job_run_request(job="release_escrows", trigger="cli", reason=reason)
 
 
 def test_1_sigkill_inside_a_batch_and_after_commit_before_the_ack(fleet):
@@ -238,7 +239,9 @@ def test_4_the_same_run_message_sent_twice_at_once(fleet):
     for _ in range(PROFILE.duplicate_sends):
         # given due escrows and one recorded run
         workload.backlog(200)
-        run = job_run_create(job="release_escrows", trigger="cli", reason="sent twice")
+        run = job_run_request(
+            enqueue=False, job="release_escrows", trigger="cli", reason="sent twice"
+        )
         message = actor_for("release_escrows").message(run.pk)
         seen = fleet.duplicates_seen()
 
@@ -286,7 +289,7 @@ def test_5_redis_restarted_without_persistence_while_messages_are_queued(fleet):
             workload.propose_match(expires_in=-timedelta(minutes=5))
         worker.signal_group(signal.SIGSTOP)
         for job in ("release_escrows", "expire_matches", "cycle_reminders"):
-            job_run_enqueue(job=job, trigger="cli", reason="queued before a Redis restart")
+            job_run_request(job=job, trigger="cli", reason="queued before a Redis restart")
         assert sum(fleet.redis.client().llen(f"dramatiq:{q}") for q in ("default", "money")) >= 3
 
         # when Redis restarts without persistence, and the worker goes on

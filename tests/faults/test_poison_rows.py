@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from ledger.models import Escrow, EscrowStatus
+from ledger.models import Escrow
 from ledger.services.escrows import escrows_release_due
+from ledger.statuses import EscrowStatus
 from tests.factories import HOLD, WalletFactory, donation_at, funded_wallet
 from tests.invariants import assert_ledger_consistent
 

@@ -13,10 +13,8 @@ from django.db.models import Count, Min, Sum
 from jobs.models import FINISHED_STATUSES, JobRun, RunStatus
 from ledger.models import (
     Asset,
-    CycleStatus,
     DonationCycle,
     Escrow,
-    EscrowStatus,
     SystemAccount,
     Transfer,
     TransferKind,
@@ -26,6 +24,7 @@ from ledger.services.cycles import TRUST_PENALTY, cycles_overdue, cycles_to_remi
 from ledger.services.delivery import notifications_due
 from ledger.services.escrows import escrows_due
 from ledger.services.matches import matches_due
+from ledger.statuses import CycleStatus, EscrowStatus
 from tests.faults.fleet import Fleet, run_and_wait
 from tests.faults.harness import wait_for
 from tests.faults.report import RESULTS, ScenarioResult

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ledger.models import CycleStatus, DonationCycle, Escrow, Match, MatchStatus, Wallet
+from ledger.models import DonationCycle, Escrow, Match, Wallet
 from ledger.services.donations import (
     LedgerError,
     cycle_fulfil,
@@ -25,6 +25,7 @@ from ledger.services.donations import (
     match_create,
     wallet_deposit,
 )
+from ledger.statuses import CycleStatus, MatchStatus
 
 logger = logging.getLogger("steward.faults")
 

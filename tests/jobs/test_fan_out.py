@@ -8,8 +8,10 @@ from django.core import mail
 from django.utils import timezone
 
 from jobs.models import JobRun, RunStatus
-from jobs.services import job_run_create, job_run_enqueue, job_run_execute
-from ledger.models import Escrow, EscrowStatus, Transfer, Wallet
+from jobs.runner import job_run_execute
+from jobs.services import job_run_request
+from ledger.models import Escrow, Transfer, Wallet
+from ledger.statuses import EscrowStatus
 from tests.factories import HOLD, WalletFactory, donation_at
 from tests.invariants import assert_ledger_consistent
 from tests.workers import WorkerProcess
@@ -33,7 +35,7 @@ def due_escrows(count):
 
 
 def run_cli(job, **fields):
-    run = job_run_create(job=job, trigger="cli", **fields)
+    run = job_run_request(enqueue=False, job=job, trigger="cli", **fields)
     return job_run_execute(run_id=run.pk)
 
 
@@ -166,7 +168,7 @@ def test_two_real_workers_share_the_shards_of_one_release(broker, tmp_path):
         worker.start()
     try:
         # when the release is sent to the workers
-        parent = job_run_enqueue(job="release_escrows", trigger="cli")
+        parent = job_run_request(job="release_escrows", trigger="cli")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             parent.refresh_from_db()

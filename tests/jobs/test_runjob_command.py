@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.registry import all_jobs
-from ledger.models import CycleStatus, EscrowStatus, MatchStatus
+from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus
 from tests.factories import HOLD, donation_at, match_at, obligated_cycle
 from tests.workers import subprocess_env
 

@@ -17,9 +17,8 @@ from jobs.actors import actor_for
 from jobs.locks import job_lock
 from jobs.middleware import shutdown_requested
 from jobs.models import AttemptStatus, JobRun, JobRunAttempt, RunStatus
-from jobs.services import WORKER_LOST, job_run_create, job_run_enqueue, job_run_execute
-from ledger.models import MatchStatus
-from tests.factories import match_at
+from jobs.runner import WORKER_LOST, job_run_execute
+from jobs.services import job_run_request
 
 AS_OF = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -74,7 +73,7 @@ def test_a_succeeding_run_records_its_outcome_and_its_attempt(register_test_job)
         return {"items": 3, "as_of": context.as_of.isoformat(), "dry_run": context.dry_run}
 
     spec = register_test_job(body)
-    run = job_run_create(job=spec.name, trigger="cli", as_of=AS_OF, reason="test")
+    run = job_run_request(enqueue=False, job=spec.name, trigger="cli", as_of=AS_OF, reason="test")
     assert run.status == RunStatus.QUEUED
 
     # when the runner executes it
@@ -108,7 +107,7 @@ def test_a_body_that_reports_a_partial_failure_ends_partial_with_an_alert(
         return {"pools_finalized": 4}
 
     spec = register_test_job(body)
-    run = job_run_create(job=spec.name, trigger="cli")
+    run = job_run_request(enqueue=False, job=spec.name, trigger="cli")
 
     # when it runs
     run = job_run_execute(run_id=run.pk)
@@ -139,7 +138,7 @@ def test_a_failing_run_is_retried_then_failed_with_every_attempt_kept_and_one_al
     worker.start()
     try:
         # when the run is sent to the worker and the worker has given up on it
-        run = job_run_enqueue(job=spec.name, trigger="cli", reason="retry test")
+        run = job_run_request(job=spec.name, trigger="cli", reason="retry test")
         run = _wait_until_finished(run)
     finally:
         _stop_worker(worker)
@@ -191,8 +190,8 @@ def test_a_second_run_while_the_first_is_running_is_skipped_naming_the_first(reg
         return {"done": 1}
 
     spec = register_test_job(body)
-    first = job_run_create(job=spec.name, trigger="cli")
-    second = job_run_create(job=spec.name, trigger="api")
+    first = job_run_request(enqueue=False, job=spec.name, trigger="cli")
+    second = job_run_request(enqueue=False, job=spec.name, trigger="api")
 
     # when the first run is executing and a second run of the same job starts
     first_thread = _in_thread(lambda: job_run_execute(run_id=first.pk))
@@ -230,7 +229,7 @@ def test_a_duplicate_message_for_a_finished_run_changes_nothing(register_test_jo
         return {"calls": len(calls)}
 
     spec = register_test_job(body)
-    run = job_run_create(job=spec.name, trigger="cli")
+    run = job_run_request(enqueue=False, job=spec.name, trigger="cli")
     job_run_execute(run_id=run.pk)
     recorded = JobRun.objects.filter(pk=run.pk).values().get()
     attempts = list(JobRunAttempt.objects.filter(run=run).values())
@@ -246,10 +245,13 @@ def test_a_duplicate_message_for_a_finished_run_changes_nothing(register_test_jo
 
 
 @pytest.mark.django_db
-def test_a_run_left_running_by_a_dead_worker_is_taken_over_by_its_redelivery():
+def test_a_run_left_running_by_a_dead_worker_is_taken_over_by_its_redelivery(
+    register_test_job,
+):
     # given a run whose worker died mid-attempt: running, with a running attempt, no lock held
-    stale = match_at(at=AS_OF - timedelta(days=2))
-    run = job_run_create(job="expire_matches", trigger="schedule", as_of=AS_OF)
+    calls = []
+    spec = register_test_job(lambda context: calls.append(context.run.pk) or {"items_done": 1})
+    run = job_run_request(enqueue=False, job=spec.name, trigger="schedule", as_of=AS_OF)
     first_start = timezone.now() - timedelta(minutes=10)
     JobRun.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING, started_at=first_start, attempt_count=1
@@ -265,11 +267,10 @@ def test_a_run_left_running_by_a_dead_worker_is_taken_over_by_its_redelivery():
     run.refresh_from_db()
     assert result.status == RunStatus.SUCCEEDED
     assert run.status == RunStatus.SUCCEEDED
-    assert run.summary["matches_expired"] == 1
+    assert run.summary == {"items_done": 1}
+    assert calls == [run.pk]
     assert run.attempt_count == 2
     assert run.started_at == first_start
-    stale.refresh_from_db()
-    assert stale.status == MatchStatus.EXPIRED
     # and the dead worker's attempt is closed as abandoned
     first, second = run.attempts.order_by("number")
     assert first.status == AttemptStatus.ABANDONED
@@ -280,14 +281,17 @@ def test_a_run_left_running_by_a_dead_worker_is_taken_over_by_its_redelivery():
 
 
 @pytest.mark.django_db
-def test_another_run_left_running_by_a_dead_worker_is_closed_as_failed(alert_mail):
+def test_another_run_left_running_by_a_dead_worker_is_closed_as_failed(
+    alert_mail, register_test_job
+):
     # given an earlier run of the job left running by a dead worker (its lock is gone)
-    lost = job_run_create(job="expire_matches", trigger="schedule", as_of=AS_OF)
+    spec = register_test_job(lambda context: {"items_done": 1})
+    lost = job_run_request(enqueue=False, job=spec.name, trigger="schedule", as_of=AS_OF)
     JobRun.objects.filter(pk=lost.pk).update(
         status=RunStatus.RUNNING, started_at=timezone.now(), attempt_count=1
     )
     JobRunAttempt.objects.create(run=lost, number=1, started_at=timezone.now(), worker="dead:1")
-    fresh = job_run_create(job="expire_matches", trigger="cli", as_of=AS_OF)
+    fresh = job_run_request(enqueue=False, job=spec.name, trigger="cli", as_of=AS_OF)
 
     # when a new run of the job takes the lock
     fresh = job_run_execute(run_id=fresh.pk)
@@ -306,7 +310,7 @@ def test_another_run_left_running_by_a_dead_worker_is_closed_as_failed(alert_mai
 def test_a_redelivery_of_a_run_still_running_elsewhere_is_ignored(register_test_job):
     # given a run marked running whose job lock is held by another live process
     spec = register_test_job(lambda context: {"ran": True})
-    run = job_run_create(job=spec.name, trigger="cli")
+    run = job_run_request(enqueue=False, job=spec.name, trigger="cli")
     JobRun.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING, started_at=timezone.now(), attempt_count=1
     )

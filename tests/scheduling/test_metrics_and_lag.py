@@ -6,7 +6,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.models import RunStatus
-from jobs.services import job_run_create, job_run_execute
+from jobs.runner import job_run_execute
+from jobs.services import job_run_request
 from tests.factories import HOLD, donation_at
 from tests.scheduling.helpers import registered_job
 
@@ -22,7 +23,7 @@ def scrape(client, **headers):
 
 
 def run_now(job, **fields):
-    run = job_run_create(job=job, trigger="cli", **fields)
+    run = job_run_request(enqueue=False, job=job, trigger="cli", **fields)
     try:
         return job_run_execute(run_id=run.pk)
     except RuntimeError:
@@ -73,7 +74,7 @@ def test_metrics_expose_runs_durations_last_success_and_business_lag(client):
 
 @pytest.mark.django_db
 def test_metrics_token_is_required_when_configured(client, settings):
-    settings.METRICS_TOKEN = "s3cret"
+    settings.STEWARD_METRICS_TOKEN = "s3cret"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     scrape(client, HTTP_AUTHORIZATION="Bearer s3cret")

@@ -15,7 +15,7 @@ from jobs.queues import (
     queue_stats,
 )
 from jobs.ratelimits import rate_limiter
-from jobs.services import job_run_create
+from jobs.services import job_run_request
 
 
 def stats_of(name):
@@ -55,7 +55,7 @@ def test_queue_stats_reflect_waiting_delayed_in_flight_and_dead_messages(broker)
 @pytest.mark.django_db
 def test_requeueing_a_dead_run_message_of_an_unfinished_run_sends_it_again(broker):
     # given a queued run whose message was dead-lettered
-    run = job_run_create(job="expire_matches", trigger=Trigger.CLI)
+    run = job_run_request(enqueue=False, job="expire_matches", trigger=Trigger.CLI)
     actor_for("expire_matches").send(run.pk)
     dead = dead_letter_one(broker, "default")
     assert [m.message_id for m in queue_dead_messages(queue="default")] == [dead.message_id]
@@ -72,7 +72,7 @@ def test_requeueing_a_dead_run_message_of_an_unfinished_run_sends_it_again(broke
 @pytest.mark.django_db
 def test_requeueing_the_dead_message_of_a_failed_run_creates_a_linked_retry(broker):
     # given a failed run whose message ended in the dead-letter queue
-    run = job_run_create(job="expire_matches", trigger=Trigger.CLI)
+    run = job_run_request(enqueue=False, job="expire_matches", trigger=Trigger.CLI)
     JobRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error="boom")
     actor_for("expire_matches").send(run.pk)
     dead_letter_one(broker, "default")

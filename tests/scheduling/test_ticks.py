@@ -6,10 +6,11 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs.models import JobRun, JobState, RunStatus, Trigger
+from jobs.runner import job_run_execute
 from jobs.scheduling import job_pause, job_resume, schedule_tick
 from jobs.selectors import job_missed_slots
-from jobs.services import job_run_execute
-from ledger.models import Escrow, EscrowStatus
+from ledger.models import Escrow
+from ledger.statuses import EscrowStatus
 from tests.factories import HOLD, donation_at
 
 SLOT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

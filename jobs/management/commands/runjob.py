@@ -8,9 +8,11 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from jobs.exceptions import UnknownJob
 from jobs.models import JobRun, RunStatus, Trigger
-from jobs.registry import UnknownJob, all_jobs, get_job
-from jobs.services import job_run_create, job_run_enqueue, job_run_execute
+from jobs.registry import all_jobs, get_job
+from jobs.runner import job_run_execute
+from jobs.services import job_run_request
 
 
 def parse_as_of(value: str) -> datetime:
@@ -107,12 +109,12 @@ class Command(BaseCommand):
             "dry_run": options["dry_run"],
         }
         if options["enqueue"]:
-            run = job_run_enqueue(**fields)
+            run = job_run_request(**fields)
             self.stdout.write(f"Queued {name} run #{run.pk} (message {run.message_id})")
             if options["wait"]:
                 return self._wait(run, timeout=options["timeout"])
             return run
-        run = job_run_create(**fields)
+        run = job_run_request(**fields, enqueue=False)
         try:
             return job_run_execute(run_id=run.pk, final_attempt=True)
         except Exception:

@@ -1,0 +1,64 @@
+"""Every error a surface reports derives from `StewardError`, in the engine and the domain apps.
+
+Each class carries the HTTP status and the stable error code (one per family: `invalid`,
+`not_found`, `conflict`) that the API answers with, so the API's exception handler maps the
+base class once instead of each class by hand, and the admin, the dashboard and the commands
+show the same message.
+"""
+
+from __future__ import annotations
+
+# The permissions that guard the engine's controls, named once for every surface.
+TRIGGER_PERMISSION = "jobs.trigger_jobrun"
+RETRY_PERMISSION = "jobs.retry_jobrun"
+PAUSE_PERMISSION = "jobs.pause_jobstate"
+VIEW_RUNS_PERMISSION = "jobs.view_jobrun"
+REQUEUE_DEAD_PERMISSION = "jobs.requeue_dead"
+
+
+class StewardError(Exception):
+    """A refusal worth telling the person who asked: bad input, a conflict, a missing thing."""
+
+    status_code = 400
+    code = "invalid"
+
+
+class NotFoundError(StewardError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(StewardError):
+    status_code = 409
+    code = "conflict"
+
+
+class UnknownJob(NotFoundError, LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown job {name!r}; known jobs: {', '.join(known) or 'none'}")
+        self.name = name
+
+
+class UnknownQueue(NotFoundError, LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown queue {name!r}; known queues: {', '.join(known)}")
+        self.name = name
+
+
+class CronError(StewardError, ValueError):
+    """A cron spec that periodiq would misread or refuse."""
+
+
+class IdempotencyConflict(ConflictError):
+    """An Idempotency-Key was used before for a different request."""
+
+
+class RunNotRetryable(ConflictError):
+    """Only failed runs are retried."""
+
+
+class RunInterrupted(StewardError):
+    """The worker is shutting down: the run stops between batches and is retried."""
+
+    status_code = 503
+    code = "interrupted"

@@ -1,0 +1,306 @@
+"""Executing a run: claim it, hold its job's lock, run one attempt, decide and save the outcome.
+
+The outcome of an attempt is decided in one place (`_outcome_of_success`, `_outcome_of_error`)
+and saved in one place (`_save_outcome`); a fanned-out run is ended by `fan_out_finish` once
+its last shard has ended. Safe under duplicate delivery: a finished run is left alone, a run in
+progress elsewhere is left alone, and a queued run that finds another run of its job in
+progress ends `skipped`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import time
+import traceback
+from contextlib import nullcontext
+
+from django.db import connection, transaction
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from jobs.alerts import alert_run_failed
+from jobs.context import JobContext
+from jobs.fanout import FanOut, fan_out_finish, fan_out_unfinished
+from jobs.locks import job_lock
+from jobs.models import (
+    FINISHED_STATUSES,
+    AttemptStatus,
+    JobRun,
+    JobRunAttempt,
+    RunStatus,
+    run_move,
+)
+from jobs.registry import get_job
+from jobs.runlog import log_run_finish, log_run_start
+from jobs.services import job_shards_request
+
+logger = logging.getLogger("steward.jobs")
+
+# How long a queued run waits for the holder of its job's lock to show itself before skipping.
+HOLDER_WAIT_SECONDS = 2.0
+WORKER_LOST = "worker lost: its job lock vanished while the run was running"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to: the run's next status and what is saved with it."""
+
+    status: str
+    attempt_status: str
+    run_fields: dict
+    attempt_fields: dict = dataclasses.field(default_factory=dict)
+    fan_out: FanOut | None = None
+
+
+def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str = "") -> JobRun:
+    """Execute one attempt of a run under the job's lock and record its outcome.
+
+    An exception from the body is recorded on the attempt and re-raised so Dramatiq retries;
+    on the final attempt the run is `failed` and an alert goes out.
+    """
+    run = JobRun.objects.get(pk=run_id)
+    if run.is_finished:
+        logger.info(
+            "Run #%s of %s already %s; ignoring a duplicate message.", run.pk, run.job, run.status
+        )
+        return run
+    spec = get_job(run.job)
+    with job_lock(_lock_name(run)) as acquired:
+        if not acquired:
+            return _skip_overlapping(run)
+        run.refresh_from_db()
+        if run.is_finished:
+            return run
+        if run.parent_id is None:
+            _abandon_lost_runs(job=run.job, current_run_id=run.pk)
+            if waiting := fan_out_unfinished(job=run.job, time_limit_ms=spec.time_limit_ms):
+                return _skip(run, f"the shards of run #{waiting.pk} of {run.job} are still running")
+        attempt = _start_attempt(run, message_id=message_id)
+        if attempt is None:
+            run.refresh_from_db()
+            return run
+        return _run_attempt(run, attempt, spec.body, final_attempt=final_attempt)
+
+
+def _lock_name(run: JobRun) -> str:
+    """A job's runs exclude each other; a shard only excludes duplicates of itself."""
+    return run.job if run.parent_id is None else f"{run.job}/run-{run.pk}"
+
+
+def _skip_overlapping(run: JobRun) -> JobRun:
+    """The job's lock is held. A run that is no longer queued is being (or was) executed by
+    another delivery of its own message: leave it. A queued run is skipped, but only once the
+    lock's holder shows itself as running, or after a short wait: the holder may be this very
+    run, between taking the lock and recording that it runs."""
+    if run.parent_id is not None:
+        return _ignore_duplicate(run)
+    deadline = time.monotonic() + HOLDER_WAIT_SECONDS
+    while True:
+        run.refresh_from_db()
+        if run.status != RunStatus.QUEUED:
+            return _ignore_duplicate(run)
+        holder = (
+            JobRun.objects.filter(job=run.job, status=RunStatus.RUNNING, parent__isnull=True)
+            .exclude(pk=run.pk)
+            .first()
+        )
+        if holder is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    holder_text = f" (run #{holder.pk})" if holder else ""
+    return _skip(run, f"another run of {run.job} is in progress{holder_text}")
+
+
+def _ignore_duplicate(run: JobRun) -> JobRun:
+    logger.info(
+        "Run #%s of %s is already %s elsewhere; ignoring a duplicate message.",
+        run.pk,
+        run.job,
+        run.status,
+    )
+    return run
+
+
+def _skip(run: JobRun, reason: str) -> JobRun:
+    if run_move(
+        run.pk,
+        source={RunStatus.QUEUED},
+        target=RunStatus.SKIPPED,
+        status_reason=reason,
+        finished_at=timezone.now(),
+    ):
+        logger.warning("Skipped run #%s of %s: %s.", run.pk, run.job, reason)
+    run.refresh_from_db()
+    return run
+
+
+def _abandon_lost_runs(*, job: str, current_run_id: int) -> None:
+    """Runs left `running` without the job lock belong to dead workers: close them."""
+    now = timezone.now()
+    lost = JobRun.objects.filter(job=job, status=RunStatus.RUNNING, parent__isnull=True).exclude(
+        pk=current_run_id
+    )
+    for lost_run in lost:
+        if run_move(
+            lost_run.pk,
+            source={RunStatus.RUNNING},
+            target=RunStatus.FAILED,
+            error=WORKER_LOST,
+            finished_at=now,
+        ):
+            _abandon_running_attempts(lost_run, now=now)
+            lost_run.refresh_from_db()
+            alert_run_failed(lost_run)
+
+
+def _abandon_running_attempts(run: JobRun, *, now) -> None:
+    JobRunAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING).update(
+        status=AttemptStatus.ABANDONED, finished_at=now, error=WORKER_LOST
+    )
+
+
+def _start_attempt(run: JobRun, *, message_id: str) -> JobRunAttempt | None:
+    """Claim the run for a new attempt; None when another delivery got there first."""
+    now = timezone.now()
+    if run.status == RunStatus.RUNNING:
+        # Our own earlier attempt died with its worker; this delivery takes the run over.
+        _abandon_running_attempts(run, now=now)
+    number = run.attempt_count + 1
+    if not run_move(
+        run.pk,
+        source={RunStatus.QUEUED, RunStatus.RUNNING},
+        target=RunStatus.RUNNING,
+        started_at=Coalesce("started_at", now),
+        attempt_count=number,
+    ):
+        return None
+    run.refresh_from_db()
+    return JobRunAttempt.objects.create(
+        run=run,
+        number=number,
+        started_at=now,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        message_id=message_id,
+    )
+
+
+def _run_attempt(run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bool) -> JobRun:
+    context = JobContext(run=run, as_of=run.as_of, dry_run=run.dry_run)
+    log_run_start(run, attempt.number)
+    started = time.monotonic()
+    # Inside a caller's transaction, a savepoint keeps a failed body from aborting it, so the
+    # failure can still be recorded; on its own the body commits batch by batch.
+    body_scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with body_scope:
+            result = body(context)
+    except BaseException as exc:
+        outcome = _outcome_of_error(
+            exc, attempt, final_attempt=final_attempt, duration_ms=_elapsed_ms(started)
+        )
+        _save_outcome(run, attempt, outcome)
+        raise
+    return _save_outcome(
+        run, attempt, _outcome_of_success(context, result, duration_ms=_elapsed_ms(started))
+    )
+
+
+def _outcome_of_success(context: JobContext, result, *, duration_ms: int) -> Outcome:
+    if isinstance(result, FanOut):
+        count = len(result.shards)
+        return Outcome(
+            status=RunStatus.WAITING,
+            attempt_status=AttemptStatus.SUCCEEDED,
+            run_fields={
+                "summary": {**result.summary, "shards": count},
+                "status_reason": f"waiting for {count} shards",
+            },
+            fan_out=result,
+        )
+    return Outcome(
+        status=RunStatus.PARTIAL if context.partial_reasons else RunStatus.SUCCEEDED,
+        attempt_status=AttemptStatus.SUCCEEDED,
+        run_fields={
+            "summary": result,
+            "status_reason": "; ".join(context.partial_reasons),
+            "duration_ms": duration_ms,
+        },
+    )
+
+
+def _outcome_of_error(
+    exc: BaseException, attempt: JobRunAttempt, *, final_attempt: bool, duration_ms: int
+) -> Outcome:
+    error = f"{type(exc).__name__}: {exc}"
+    trace = traceback.format_exc()
+    failure = {"error": error, "traceback": trace}
+    if final_attempt:
+        return Outcome(
+            status=RunStatus.FAILED,
+            attempt_status=AttemptStatus.FAILED,
+            run_fields={**failure, "duration_ms": duration_ms},
+            attempt_fields=failure,
+        )
+    return Outcome(
+        status=RunStatus.QUEUED,
+        attempt_status=AttemptStatus.FAILED,
+        run_fields={**failure, "status_reason": f"attempt {attempt.number} failed; retrying"},
+        attempt_fields=failure,
+    )
+
+
+def _save_outcome(run: JobRun, attempt: JobRunAttempt, outcome: Outcome) -> JobRun:
+    """Save the outcome of an attempt, then log, alert and end the parent as it calls for."""
+    now = timezone.now()
+    # The run's outcome commits first: it is the record that matters, and a worker killed
+    # before it closes the attempt leaves a finished run that a redelivery leaves alone. A
+    # fan-out commits its shards with the parent's change of state.
+    with transaction.atomic() if outcome.fan_out is not None else nullcontext():
+        run_fields = dict(outcome.run_fields)
+        if outcome.status in FINISHED_STATUSES:
+            run_fields["finished_at"] = now
+        run_move(run.pk, source={RunStatus.RUNNING}, target=outcome.status, **run_fields)
+        JobRunAttempt.objects.filter(pk=attempt.pk).update(
+            status=outcome.attempt_status, finished_at=now, **outcome.attempt_fields
+        )
+        if outcome.fan_out is not None:
+            job_shards_request(parent=run, shards=outcome.fan_out.shards)
+    run.refresh_from_db()
+    if outcome.fan_out is not None:
+        logger.info(
+            "Run #%s of %s handed its work to %s shard runs.",
+            run.pk,
+            run.job,
+            len(outcome.fan_out.shards),
+        )
+    elif outcome.status == RunStatus.QUEUED:
+        logger.warning(
+            "Attempt %s of %s run #%s failed (%s); it will be retried.",
+            attempt.number,
+            run.job,
+            run.pk,
+            run.error,
+        )
+    elif outcome.status == RunStatus.FAILED:
+        logger.error(
+            "Job failed: %s run #%s after %s attempt(s): %s",
+            run.job,
+            run.pk,
+            run.attempt_count,
+            run.error,
+        )
+    else:
+        log_run_finish(run)
+    if run.is_finished:
+        if run.parent_id is not None:
+            fan_out_finish(run.parent_id)
+        elif run.status != RunStatus.SUCCEEDED:
+            alert_run_failed(run)
+    return run
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
