@@ -3,7 +3,7 @@ action on prize pools."""
 
 from django.contrib import admin
 
-from jobs.admin_tools import JobPermissions, ReadOnlyAdmin, enqueue_job_action
+from jobs.admin.tools import JobPermissions, ReadOnlyAdmin, enqueue_job_action
 from leaderboard.models import (
     ArchivedScore,
     Boost,

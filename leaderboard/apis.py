@@ -1,7 +1,7 @@
 """The public, read-only game leaderboards.
 
 Bad input answers 400 in the API's error envelope, through
-`project.exception_handlers.api_exception_handler`.
+`jobs.api.exception_handlers.api_exception_handler`.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def register_leaderboard_jobs() -> None:
             body=cleanup,
             cron="0 3 * * *",
             description="Delete stale active game sessions and orphaned scores, archive old "
-            "scores, prune old job runs and sent notifications.",
+            "scores, prune sent notifications.",
         )
     )
     register(

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from jobs.transitions import Transitions
+
 
 class LeaderboardEntry(models.Model):
     """One user's place on the leaderboard, rebuilt by `update_leaderboard`.
@@ -65,10 +67,12 @@ class BoostStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-BOOST_TRANSITIONS = {
-    BoostStatus.ACTIVE: {BoostStatus.EXPIRED},
-    BoostStatus.EXPIRED: set(),
-}
+BOOST_TRANSITIONS = Transitions(
+    {
+        BoostStatus.ACTIVE: {BoostStatus.EXPIRED},
+        BoostStatus.EXPIRED: set(),
+    }
+)
 
 
 class Boost(models.Model):
@@ -125,11 +129,13 @@ class SessionStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-SESSION_TRANSITIONS = {
-    SessionStatus.ACTIVE: {SessionStatus.COMPLETED, SessionStatus.EXPIRED},
-    SessionStatus.COMPLETED: set(),
-    SessionStatus.EXPIRED: set(),
-}
+SESSION_TRANSITIONS = Transitions(
+    {
+        SessionStatus.ACTIVE: {SessionStatus.COMPLETED, SessionStatus.EXPIRED},
+        SessionStatus.COMPLETED: set(),
+        SessionStatus.EXPIRED: set(),
+    }
+)
 
 
 class GameSession(models.Model):
@@ -220,11 +226,13 @@ class PoolStatus(models.TextChoices):
     NO_WINNER = "no_winner", "No winner"
 
 
-POOL_TRANSITIONS = {
-    PoolStatus.OPEN: {PoolStatus.FINALIZED, PoolStatus.NO_WINNER},
-    PoolStatus.FINALIZED: set(),
-    PoolStatus.NO_WINNER: set(),
-}
+POOL_TRANSITIONS = Transitions(
+    {
+        PoolStatus.OPEN: {PoolStatus.FINALIZED, PoolStatus.NO_WINNER},
+        PoolStatus.FINALIZED: set(),
+        PoolStatus.NO_WINNER: set(),
+    }
+)
 
 
 class PrizePool(models.Model):

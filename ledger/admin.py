@@ -8,12 +8,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from jobs.admin_tools import JobPermissions, ReadOnlyAdmin, enqueue_job_action
+from jobs.admin.tools import JobPermissions, ReadOnlyAdmin, enqueue_job_action
 from ledger.models import (
     Donation,
     DonationCycle,
     Escrow,
-    EscrowStatus,
     Match,
     Notification,
     SystemAccount,
@@ -21,6 +20,7 @@ from ledger.models import (
     Wallet,
 )
 from ledger.services.transfers import WALLET_BUCKETS, wallet_account
+from ledger.statuses import EscrowStatus
 
 WALLET_TRANSFERS_SHOWN = 50
 

@@ -6,8 +6,8 @@ from django.conf import settings
 
 from jobs.alerts import alert_send
 from jobs.context import JobContext
-from jobs.models import JobRun
 from jobs.registry import JobSpec, register
+from jobs.selectors import job_run_finished_since
 from ledger.selectors import escrow_release_lag
 from ledger.services.cycles import cycles_remind_and_default, cycles_remind_and_default_preview
 from ledger.services.delivery import (
@@ -118,7 +118,11 @@ def monitor_business_lag(context: JobContext) -> dict:
     alert = (
         lagging
         and not context.dry_run
-        and not _lag_alerted_since(context.as_of - LAG_REALERT_AFTER)
+        and not job_run_finished_since(
+            job=context.run.job,
+            since=context.as_of - LAG_REALERT_AFTER,
+            summary={"alerted": True},
+        )
     )
     if lagging:
         context.log.warning(
@@ -138,12 +142,6 @@ def monitor_business_lag(context: JobContext) -> dict:
             run=context.run,
         )
     return {**lag.as_dict(), "threshold_seconds": threshold, "lagging": lagging, "alerted": alert}
-
-
-def _lag_alerted_since(since) -> bool:
-    return JobRun.objects.filter(
-        job="monitor_business_lag", summary__alerted=True, finished_at__gte=since
-    ).exists()
 
 
 def register_ledger_jobs() -> None:

@@ -2,7 +2,8 @@
 
 Money is integer minor units (kobo); Charity Coins are integers. Every balance change is a
 Transfer row; the balances cached on wallets and system accounts change only in the same
-transaction as their transfer, and CHECK constraints keep them from going negative.
+transaction as their transfer, and CHECK constraints keep them from going negative. The
+statuses and the changes allowed between them are in `ledger.statuses`.
 """
 
 from decimal import Decimal
@@ -10,6 +11,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+
+from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus, NotificationStatus
 
 
 class Asset(models.TextChoices):
@@ -122,19 +125,6 @@ class Transfer(models.Model):
         return f"{self.reference}: {self.amount} {self.asset}"
 
 
-class MatchStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    ACCEPTED = "accepted", "Accepted"
-    EXPIRED = "expired", "Expired"
-
-
-MATCH_TRANSITIONS = {
-    MatchStatus.PENDING: {MatchStatus.ACCEPTED, MatchStatus.EXPIRED},
-    MatchStatus.ACCEPTED: set(),
-    MatchStatus.EXPIRED: set(),
-}
-
-
 class Match(models.Model):
     donor = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="matches_as_donor")
     recipient = models.ForeignKey(
@@ -187,17 +177,6 @@ class Donation(models.Model):
         return self.reference
 
 
-class EscrowStatus(models.TextChoices):
-    HOLDING = "holding", "Holding"
-    RELEASED = "released", "Released"
-
-
-ESCROW_TRANSITIONS = {
-    EscrowStatus.HOLDING: {EscrowStatus.RELEASED},
-    EscrowStatus.RELEASED: set(),
-}
-
-
 class Escrow(models.Model):
     """A received donation held in the recipient's receivable balance until `hold_until`."""
 
@@ -234,21 +213,6 @@ class Escrow(models.Model):
 
     def __str__(self) -> str:
         return f"escrow #{self.pk} ({self.status})"
-
-
-class CycleStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    OBLIGATED = "obligated", "Obligated"
-    FULFILLED = "fulfilled", "Fulfilled"
-    DEFAULTED = "defaulted", "Defaulted"
-
-
-CYCLE_TRANSITIONS = {
-    CycleStatus.PENDING: {CycleStatus.OBLIGATED},
-    CycleStatus.OBLIGATED: {CycleStatus.FULFILLED, CycleStatus.DEFAULTED},
-    CycleStatus.FULFILLED: set(),
-    CycleStatus.DEFAULTED: set(),
-}
 
 
 class DonationCycle(models.Model):
@@ -291,27 +255,6 @@ class Channel(models.TextChoices):
     PUSH = "push", "Push"
     SMS = "sms", "SMS"
     EMAIL = "email", "Email"
-
-
-class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-
-
-# SENDING is claimed by one delivery; it never goes back to PENDING once the send may have
-# happened, so a dedupe key is never sent twice.
-NOTIFICATION_TRANSITIONS = {
-    NotificationStatus.PENDING: {NotificationStatus.SENDING},
-    NotificationStatus.SENDING: {
-        NotificationStatus.SENT,
-        NotificationStatus.PENDING,
-        NotificationStatus.FAILED,
-    },
-    NotificationStatus.SENT: set(),
-    NotificationStatus.FAILED: set(),
-}
 
 
 class Notification(models.Model):

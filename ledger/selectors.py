@@ -7,7 +7,9 @@ from datetime import datetime
 
 from django.db.models import Count, Min, Sum
 
-from ledger.models import Escrow, EscrowStatus
+from jobs.panels import Figure, Panel, duration_words
+from ledger.models import Escrow
+from ledger.statuses import EscrowStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,4 +33,25 @@ def escrow_release_lag(*, as_of: datetime) -> EscrowLag:
         overdue_count=totals["count"],
         overdue_amount=totals["amount"] or 0,
         oldest_overdue_seconds=(as_of - oldest).total_seconds() if oldest else 0.0,
+    )
+
+
+def money_text(amount: int) -> str:
+    """Kobo as a person reads naira: 123456 -> "₦1,234.56"."""
+    sign = "-" if amount < 0 else ""
+    naira, kobo = divmod(abs(amount), 100)
+    return f"{sign}₦{naira:,}.{kobo:02d}"
+
+
+def escrow_release_lag_panel(*, as_of: datetime) -> Panel:
+    """The dashboard's business-lag panel: escrows past their hold, and how long they wait."""
+    lag = escrow_release_lag(as_of=as_of)
+    return Panel(
+        title="Escrows overdue for release",
+        figures=[
+            Figure(f"{lag.overdue_count:,}", "escrows overdue for release"),
+            Figure(money_text(lag.overdue_amount), "waiting for release"),
+            Figure(duration_words(lag.oldest_overdue_seconds), "oldest overdue by"),
+        ],
+        alarming=lag.overdue_count > 0,
     )

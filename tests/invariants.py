@@ -4,8 +4,9 @@ from collections import defaultdict
 
 from django.db.models import Count, Sum
 
-from ledger.models import Asset, Escrow, EscrowStatus, SystemAccount, Transfer, Wallet
+from ledger.models import Asset, Escrow, SystemAccount, Transfer, Wallet
 from ledger.services.transfers import WALLET_BUCKETS
+from ledger.statuses import EscrowStatus
 
 
 def transfer_replay() -> dict[str, int]:

@@ -1,11 +1,10 @@
 """The nightly cleanup: stale game sessions, orphaned scores, the score archive, and pruning
-old job runs and sent notifications.
+sent notifications. (Old job runs are the engine's own `prune_job_runs`.)
 
 Boundaries are strict: a session active exactly `SESSION_EXPIRY_MINUTES` is kept, and so is
-a score exactly `LEADERBOARD_ARCHIVE_AGE_DAYS` old. Failed and partial runs are kept for
-`FAILED_JOB_RUN_RETENTION_DAYS`, other finished runs for `JOB_RUN_RETENTION_DAYS`; only sent
-notifications are pruned. Every step deletes in batches of claimed primary keys, each batch
-in its own transaction.
+a score exactly `LEADERBOARD_ARCHIVE_AGE_DAYS` old; only sent notifications are pruned, after
+`NOTIFICATION_RETENTION_DAYS`. Every step deletes in batches of claimed primary keys, each
+batch in its own transaction.
 """
 
 from __future__ import annotations
@@ -17,12 +16,18 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.models import JobRun, RunStatus
+from jobs.sweeps import (
+    PkRange,
+    ProgressCallback,
+    claim_batch,
+    delete_in_batches,
+    sweep_in_batches,
+    within,
+)
 from leaderboard.models import ArchivedScore, GameSession, Score, SessionStatus
-from ledger.models import Notification, NotificationStatus
-from ledger.services.sweeps import PkRange, ProgressCallback, sweep_in_batches, within
+from ledger.models import Notification
+from ledger.statuses import NotificationStatus
 
-KEPT_LONGER = (RunStatus.FAILED, RunStatus.PARTIAL)
 ARCHIVE_FIELDS = ("pk", "player_id", "game", "points", "achieved_at", "session_id")
 
 
@@ -40,16 +45,6 @@ def scores_to_archive(*, as_of: datetime, pk_range: PkRange | None = None):
     return within(Score.objects.filter(achieved_at__lt=cutoff, session__isnull=False), pk_range)
 
 
-def job_runs_expired(*, as_of: datetime):
-    """Finished top-level runs past their retention; their shards are deleted with them."""
-    kept = as_of - timedelta(days=settings.JOB_RUN_RETENTION_DAYS)
-    kept_failed = as_of - timedelta(days=settings.FAILED_JOB_RUN_RETENTION_DAYS)
-    return JobRun.objects.filter(parent__isnull=True).filter(
-        Q(status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED], finished_at__lt=kept)
-        | Q(status__in=KEPT_LONGER, finished_at__lt=kept_failed)
-    )
-
-
 def notifications_expired(*, as_of: datetime):
     kept = as_of - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS)
     return Notification.objects.filter(status=NotificationStatus.SENT, sent_at__lt=kept)
@@ -59,7 +54,6 @@ def cleanup_preview(*, as_of: datetime) -> dict:
     """The counts `cleanup_run` would produce: the scores of the stale sessions become
     orphans (and are deleted as such) before anything is archived."""
     stale = sessions_stale(as_of=as_of)
-    expired_runs = job_runs_expired(as_of=as_of)
     archiving = settings.LEADERBOARD_ARCHIVING
     return {
         "sessions_deleted": stale.count(),
@@ -70,32 +64,8 @@ def cleanup_preview(*, as_of: datetime) -> dict:
             scores_to_archive(as_of=as_of).exclude(session__in=stale).count() if archiving else 0
         ),
         "archiving": archiving,
-        "job_runs_deleted": JobRun.objects.filter(
-            Q(pk__in=expired_runs) | Q(parent__in=expired_runs)
-        ).count(),
         "notifications_deleted": notifications_expired(as_of=as_of).count(),
     }
-
-
-def _claim(queryset, batch_size: int, *fields: str) -> list:
-    claimed = queryset.select_for_update(skip_locked=True).order_by("pk")
-    if fields:
-        return list(claimed.values_list(*fields)[:batch_size])
-    return list(claimed.values_list("pk", flat=True)[:batch_size])
-
-
-def _delete_sweep(queryset_of, *, key: str, batch_size: int, on_progress) -> int:
-    """Delete the rows of `queryset_of()` in claimed batches; returns how many."""
-    model = queryset_of().model
-
-    def apply_batch() -> Counter | None:
-        ids = _claim(queryset_of(), batch_size)
-        if not ids:
-            return None
-        _total, per_model = queryset_of().filter(pk__in=ids).delete()
-        return Counter({key: per_model.get(model._meta.label, 0)})
-
-    return sweep_in_batches(apply_batch=apply_batch, on_progress=on_progress, progress_key=key)[key]
 
 
 def scores_archive_due(
@@ -109,7 +79,7 @@ def scores_archive_due(
     each, so a score is always in exactly one of the two tables."""
 
     def apply_batch() -> Counter | None:
-        rows = _claim(
+        rows = claim_batch(
             scores_to_archive(as_of=as_of, pk_range=pk_range), batch_size, *ARCHIVE_FIELDS
         )
         if not rows:
@@ -147,15 +117,15 @@ def cleanup_run(
     archive: bool = True,
 ) -> dict:
     """Delete stale sessions (their scores become orphans), then orphaned scores, archive old
-    scores (unless `archive` is False: shard runs do it), and prune expired job runs and sent
-    notifications."""
+    scores (unless `archive` is False: shard runs do it), and prune sent notifications."""
     options = {"batch_size": batch_size, "on_progress": on_progress}
-    sessions = _delete_sweep(lambda: sessions_stale(as_of=as_of), key="sessions_deleted", **options)
-    orphans = _delete_sweep(scores_orphaned, key="orphan_scores_deleted", **options)
+    sessions = delete_in_batches(
+        lambda: sessions_stale(as_of=as_of), key="sessions_deleted", **options
+    )
+    orphans = delete_in_batches(scores_orphaned, key="orphan_scores_deleted", **options)
     archiving = settings.LEADERBOARD_ARCHIVING
     archived = scores_archive_due(as_of=as_of, **options) if archiving and archive else 0
-    runs = _delete_sweep(lambda: job_runs_expired(as_of=as_of), key="job_runs_deleted", **options)
-    notifications = _delete_sweep(
+    notifications = delete_in_batches(
         lambda: notifications_expired(as_of=as_of), key="notifications_deleted", **options
     )
     return {
@@ -163,6 +133,5 @@ def cleanup_run(
         "orphan_scores_deleted": orphans,
         "scores_archived": archived,
         "archiving": archiving,
-        "job_runs_deleted": runs,
         "notifications_deleted": notifications,
     }

@@ -7,10 +7,11 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from leaderboard.models import Game, GameSession, Score, SessionStatus
+from jobs.exceptions import ConflictError
+from leaderboard.models import SESSION_TRANSITIONS, Game, GameSession, Score, SessionStatus
 
 
-class SessionError(Exception):
+class SessionError(ConflictError):
     """A session change that the session's state does not allow."""
 
 
@@ -27,8 +28,11 @@ def game_session_complete(
 ) -> Score:
     """End an active session and record its score."""
     at = at or timezone.now()
-    completed = GameSession.objects.filter(pk=session.pk, status=SessionStatus.ACTIVE).update(
-        status=SessionStatus.COMPLETED, ended_at=at
+    completed = SESSION_TRANSITIONS.update(
+        GameSession.objects.filter(pk=session.pk),
+        source={SessionStatus.ACTIVE},
+        target=SessionStatus.COMPLETED,
+        ended_at=at,
     )
     if not completed:
         raise SessionError(f"session #{session.pk} is not active")

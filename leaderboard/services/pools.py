@@ -15,8 +15,9 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from jobs.exceptions import ConflictError
 from leaderboard.lock_objects import pool_lock
-from leaderboard.models import Game, PoolPeriod, PoolStatus, PrizePool
+from leaderboard.models import POOL_TRANSITIONS, Game, PoolPeriod, PoolStatus, PrizePool
 from leaderboard.periods import latest_ended_start, period_bounds
 from leaderboard.selectors import pool_winning_score
 from ledger.models import Asset, SystemAccount, TransferKind, Wallet
@@ -25,7 +26,7 @@ from ledger.services.transfers import TransferLine, transfers_book, wallet_accou
 logger = logging.getLogger("steward.leaderboard")
 
 
-class PoolError(Exception):
+class PoolError(ConflictError):
     """A pool operation that the pool's state does not allow."""
 
 
@@ -137,16 +138,22 @@ def prize_pool_finalize(*, pool_id: int, as_of: datetime, job_run=None) -> dict 
     outcome = _outcome(pool)
     now = timezone.now()
     if outcome["outcome"] == PoolStatus.NO_WINNER:
-        changes = {"status": PoolStatus.NO_WINNER}
+        target = PoolStatus.NO_WINNER
+        changes = {}
     else:
+        target = PoolStatus.FINALIZED
         changes = {
-            "status": PoolStatus.FINALIZED,
             "winner_id": outcome["winner_id"],
             "winning_score": outcome["winning_score"],
             "winning_score_pk": outcome["winning_score_pk"],
         }
-    updated = PrizePool.objects.filter(pk=pool.pk, status=PoolStatus.OPEN).update(
-        finalized_at=now, finalized_by_run=job_run, **changes
+    updated = POOL_TRANSITIONS.update(
+        PrizePool.objects.filter(pk=pool.pk),
+        source={PoolStatus.OPEN},
+        target=target,
+        finalized_at=now,
+        finalized_by_run=job_run,
+        **changes,
     )
     if updated != 1:
         raise RuntimeError(f"pool #{pool.pk} changed while locked")

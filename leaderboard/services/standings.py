@@ -26,10 +26,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
+from jobs.exceptions import StewardError
+from jobs.sweeps import ProgressCallback, sweep_in_batches
 from leaderboard.lock_objects import entries_table_lock
-from leaderboard.models import Boost, BoostKind, BoostStatus, LeaderboardEntry
-from ledger.models import CycleStatus, DonationCycle, Wallet
-from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+from leaderboard.models import BOOST_TRANSITIONS, Boost, BoostKind, BoostStatus, LeaderboardEntry
+from ledger.models import DonationCycle, Wallet
+from ledger.statuses import CycleStatus
 
 TOP_SAMPLE = 10
 NEW_SCORES = "leaderboard_new_scores"
@@ -186,10 +188,11 @@ def boosts_expire_due(
         if not ids:
             return None
         after = ids[-1]
-        updated = (
-            boosts_due(as_of=as_of)
-            .filter(pk__in=ids)
-            .update(status=BoostStatus.EXPIRED, expired_at=timezone.now())
+        updated = BOOST_TRANSITIONS.update(
+            Boost.objects.filter(expires_at__lte=as_of, pk__in=ids),
+            source={BoostStatus.ACTIVE},
+            target=BoostStatus.EXPIRED,
+            expired_at=timezone.now(),
         )
         if updated != len(ids):
             raise RuntimeError(f"claimed {len(ids)} boosts but expired {updated}")
@@ -204,8 +207,11 @@ def boosts_expire_due(
 # --- The recompute ----------------------------------------------------------------------------
 
 
-class RecomputeUnsupported(RuntimeError):
-    pass
+class RecomputeUnsupported(StewardError):
+    """The database cannot run the recompute's SQL."""
+
+    status_code = 501
+    code = "unsupported"
 
 
 def _build_new_scores(cursor, *, as_of: datetime) -> int:

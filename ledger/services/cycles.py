@@ -12,10 +12,11 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from jobs.sweeps import ProgressCallback, sweep_in_batches
 from ledger.lock_objects import wallets_lock
-from ledger.models import Channel, CycleStatus, DonationCycle, Wallet
+from ledger.models import Channel, DonationCycle, Wallet
 from ledger.services.notifications import NotificationDraft, notifications_queue
-from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+from ledger.statuses import CYCLE_TRANSITIONS, CycleStatus
 
 logger = logging.getLogger("steward.ledger")
 
@@ -127,10 +128,11 @@ def _default_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
         return None
     ids = [row[0] for row in claimed]
     now = timezone.now()
-    updated = (
-        cycles_overdue(as_of=as_of)
-        .filter(pk__any=ids)
-        .update(status=CycleStatus.DEFAULTED, defaulted_at=now)
+    updated = CYCLE_TRANSITIONS.update(
+        DonationCycle.objects.filter(due_at__lt=as_of, pk__any=ids),
+        source={CycleStatus.OBLIGATED},
+        target=CycleStatus.DEFAULTED,
+        defaulted_at=now,
     )
     if updated != len(ids):
         raise RuntimeError(f"claimed {len(ids)} cycles but defaulted {updated}")

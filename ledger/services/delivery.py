@@ -12,9 +12,10 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from jobs.ratelimits import rate_limiter
+from jobs.sweeps import PkRange, ProgressCallback, within
 from ledger.channels import channel_backend
-from ledger.models import Notification, NotificationStatus
-from ledger.services.sweeps import PkRange, ProgressCallback, within
+from ledger.models import Notification
+from ledger.statuses import NOTIFICATION_TRANSITIONS, NotificationStatus
 
 logger = logging.getLogger("steward.notifications")
 
@@ -31,10 +32,15 @@ def notifications_due(*, as_of: datetime, pk_range: PkRange | None = None):
     return within(due, pk_range)
 
 
-def _lost_sends(*, as_of: datetime, pk_range: PkRange | None):
+def _claimed_before_timeout(*, as_of: datetime, pk_range: PkRange | None):
     cutoff = as_of - timedelta(minutes=settings.NOTIFICATION_SENDING_TIMEOUT_MINUTES)
-    lost = Notification.objects.filter(status=NotificationStatus.SENDING, claimed_at__lt=cutoff)
-    return within(lost, pk_range)
+    return within(Notification.objects.filter(claimed_at__lt=cutoff), pk_range)
+
+
+def _lost_sends(*, as_of: datetime, pk_range: PkRange | None):
+    return _claimed_before_timeout(as_of=as_of, pk_range=pk_range).filter(
+        status=NotificationStatus.SENDING
+    )
 
 
 def notifications_deliver_preview(*, as_of: datetime, pk_range: PkRange | None = None) -> dict:
@@ -65,8 +71,11 @@ def notifications_deliver_due(
     A channel that reaches its fleet-wide rate limit is left for the next run.
     """
     totals: Counter = Counter()
-    totals["lost_sends_failed"] = _lost_sends(as_of=as_of, pk_range=pk_range).update(
-        status=NotificationStatus.FAILED, last_error=LOST_SEND
+    totals["lost_sends_failed"] = NOTIFICATION_TRANSITIONS.update(
+        _claimed_before_timeout(as_of=as_of, pk_range=pk_range),
+        source={NotificationStatus.SENDING},
+        target=NotificationStatus.FAILED,
+        last_error=LOST_SEND,
     )
     limited: set[str] = set()
     while claimed := _claim(
@@ -104,8 +113,12 @@ def _claim(
     )
     if not ids:
         return []
-    Notification.objects.filter(pk__any=ids, status=NotificationStatus.PENDING).update(
-        status=NotificationStatus.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    NOTIFICATION_TRANSITIONS.update(
+        Notification.objects.filter(pk__any=ids),
+        source={NotificationStatus.PENDING},
+        target=NotificationStatus.SENDING,
+        claimed_at=timezone.now(),
+        attempts=F("attempts") + 1,
     )
     return list(Notification.objects.filter(pk__any=ids).select_related("user").order_by("pk"))
 
@@ -132,12 +145,20 @@ def _send_batch(claimed: list[Notification], *, totals: Counter, limited: set[st
                 limited.add(notification.channel)
                 unsent.append(notification.pk)
     now = timezone.now()
-    Notification.objects.filter(pk__any=sent, status=NotificationStatus.SENDING).update(
-        status=NotificationStatus.SENT, sent_at=now, last_error=""
+    NOTIFICATION_TRANSITIONS.update(
+        Notification.objects.filter(pk__any=sent),
+        source={NotificationStatus.SENDING},
+        target=NotificationStatus.SENT,
+        sent_at=now,
+        last_error="",
     )
     # Never handed to a backend: back to pending without spending an attempt.
-    Notification.objects.filter(pk__any=unsent, status=NotificationStatus.SENDING).update(
-        status=NotificationStatus.PENDING, claimed_at=None, attempts=F("attempts") - 1
+    NOTIFICATION_TRANSITIONS.update(
+        Notification.objects.filter(pk__any=unsent),
+        source={NotificationStatus.SENDING},
+        target=NotificationStatus.PENDING,
+        claimed_at=None,
+        attempts=F("attempts") - 1,
     )
 
 
@@ -154,7 +175,8 @@ def _send_one(notification: Notification, *, sent: list[int], totals: Counter) -
 
 def _record_send_failure(notification: Notification, error: str, *, totals: Counter) -> None:
     if notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
-        changes = {"status": NotificationStatus.FAILED}
+        target = NotificationStatus.FAILED
+        changes = {}
         totals["failed"] += 1
         logger.error(
             "Notification %s failed after %s attempts: %s",
@@ -164,8 +186,8 @@ def _record_send_failure(notification: Notification, error: str, *, totals: Coun
         )
     else:
         backoff = settings.NOTIFICATION_BACKOFF_SECONDS * 2 ** (notification.attempts - 1)
+        target = NotificationStatus.PENDING
         changes = {
-            "status": NotificationStatus.PENDING,
             "next_attempt_at": timezone.now() + timedelta(seconds=backoff),
             "claimed_at": None,
         }
@@ -177,6 +199,10 @@ def _record_send_failure(notification: Notification, error: str, *, totals: Coun
             error,
             backoff,
         )
-    Notification.objects.filter(pk=notification.pk, status=NotificationStatus.SENDING).update(
-        last_error=error, **changes
+    NOTIFICATION_TRANSITIONS.update(
+        Notification.objects.filter(pk=notification.pk),
+        source={NotificationStatus.SENDING},
+        target=target,
+        last_error=error,
+        **changes,
     )

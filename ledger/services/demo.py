@@ -13,17 +13,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from ledger.models import (
-    Asset,
-    CycleStatus,
-    Donation,
-    DonationCycle,
-    Escrow,
-    EscrowStatus,
-    Match,
-    TransferKind,
-    Wallet,
-)
+from jobs.exceptions import ConflictError
+from ledger.models import Asset, Donation, DonationCycle, Escrow, Match, TransferKind, Wallet
 from ledger.services.donations import donation_reference
 from ledger.services.transfers import (
     COIN_ISSUANCE,
@@ -32,13 +23,14 @@ from ledger.services.transfers import (
     transfers_book,
     wallet_account,
 )
+from ledger.statuses import CycleStatus, EscrowStatus
 
 CHUNK = 5_000
 MIN_DONATION = 1_000
 
 
-class DemoDataExists(Exception):
-    pass
+class DemoDataExists(ConflictError):
+    """The database already holds data; demo data goes only into an empty one."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,21 +9,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ledger.models import (
-    Asset,
-    CycleStatus,
-    Donation,
-    DonationCycle,
-    Escrow,
-    Match,
-    MatchStatus,
-    TransferKind,
-    Wallet,
-)
+from jobs.exceptions import ConflictError
+from ledger.models import Asset, Donation, DonationCycle, Escrow, Match, TransferKind, Wallet
 from ledger.services.transfers import EXTERNAL_MONEY, TransferLine, transfers_book, wallet_account
+from ledger.statuses import CYCLE_TRANSITIONS, MATCH_TRANSITIONS, CycleStatus, MatchStatus
 
 
-class LedgerError(Exception):
+class LedgerError(ConflictError):
     """A ledger operation that the current state does not allow."""
 
 
@@ -66,9 +58,12 @@ def match_create(*, donor: Wallet, recipient: Wallet, amount: int, at: datetime 
 def match_accept(*, match: Match, at: datetime | None = None) -> Donation:
     """The donor accepts an unexpired match and gives: the donation goes into escrow."""
     at = at or timezone.now()
-    accepted = Match.objects.filter(
-        pk=match.pk, status=MatchStatus.PENDING, expires_at__gt=at
-    ).update(status=MatchStatus.ACCEPTED, accepted_at=at)
+    accepted = MATCH_TRANSITIONS.update(
+        Match.objects.filter(pk=match.pk, expires_at__gt=at),
+        source={MatchStatus.PENDING},
+        target=MatchStatus.ACCEPTED,
+        accepted_at=at,
+    )
     if not accepted:
         raise LedgerError(f"match #{match.pk} is no longer pending")
     return donation_create(
@@ -126,8 +121,11 @@ def donation_create(
 @transaction.atomic
 def cycle_fulfil(*, cycle: DonationCycle, at: datetime | None = None) -> None:
     at = at or timezone.now()
-    fulfilled = DonationCycle.objects.filter(pk=cycle.pk, status=CycleStatus.OBLIGATED).update(
-        status=CycleStatus.FULFILLED, fulfilled_at=at
+    fulfilled = CYCLE_TRANSITIONS.update(
+        DonationCycle.objects.filter(pk=cycle.pk),
+        source={CycleStatus.OBLIGATED},
+        target=CycleStatus.FULFILLED,
+        fulfilled_at=at,
     )
     if not fulfilled:
         raise LedgerError(f"cycle #{cycle.pk} is not obligated")

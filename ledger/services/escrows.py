@@ -12,23 +12,16 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from ledger.models import (
-    Asset,
-    Channel,
-    CycleStatus,
-    DonationCycle,
-    Escrow,
-    EscrowStatus,
-    TransferKind,
-)
+from jobs.sweeps import PkRange, ProgressCallback, sweep_in_batches, within
+from ledger.models import Asset, Channel, DonationCycle, Escrow, TransferKind
 from ledger.services.notifications import NotificationDraft, notifications_queue
-from ledger.services.sweeps import PkRange, ProgressCallback, sweep_in_batches, within
 from ledger.services.transfers import (
     COIN_ISSUANCE,
     TransferLine,
     transfers_book,
     wallet_account,
 )
+from ledger.statuses import CYCLE_TRANSITIONS, ESCROW_TRANSITIONS, CycleStatus, EscrowStatus
 
 logger = logging.getLogger("steward.ledger")
 
@@ -201,6 +194,8 @@ def _claim_and_release(
     """Claim up to `batch_size` due escrows, mark them released, return their rows as
     (pk, donor_id, recipient_id, amount, donation_id, donor user, recipient user, reference)."""
     if connection.vendor == "postgresql":
+        # The statement below moves HOLDING rows to RELEASED.
+        ESCROW_TRANSITIONS.check(source={EscrowStatus.HOLDING}, target=EscrowStatus.RELEASED)
         params = {
             "holding": EscrowStatus.HOLDING.value,
             "released": EscrowStatus.RELEASED.value,
@@ -236,10 +231,12 @@ def _claim_and_release(
         )[:batch_size]
     )
     ids = [row[0] for row in claimed]
-    updated = (
-        escrows_due(as_of=as_of)
-        .filter(pk__in=ids)
-        .update(status=EscrowStatus.RELEASED, released_at=now, released_by_run=job_run)
+    updated = ESCROW_TRANSITIONS.update(
+        Escrow.objects.filter(hold_until__lte=as_of, pk__in=ids),
+        source={EscrowStatus.HOLDING},
+        target=EscrowStatus.RELEASED,
+        released_at=now,
+        released_by_run=job_run,
     )
     if updated != len(ids):
         raise RuntimeError(f"claimed {len(ids)} escrows but released {updated}")
@@ -321,10 +318,10 @@ def _release_batch(
                 payload,
             )
         )
-    cycles = DonationCycle.objects.filter(
-        donation_id__any=[row[4] for row in claimed], status=CycleStatus.PENDING
-    ).update(
-        status=CycleStatus.OBLIGATED,
+    cycles = CYCLE_TRANSITIONS.update(
+        DonationCycle.objects.filter(donation_id__any=[row[4] for row in claimed]),
+        source={CycleStatus.PENDING},
+        target=CycleStatus.OBLIGATED,
         obligated_at=now,
         due_at=as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
     )

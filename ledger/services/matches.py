@@ -8,9 +8,10 @@ from datetime import datetime
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from ledger.models import Channel, Match, MatchStatus
+from jobs.sweeps import ProgressCallback, sweep_in_batches
+from ledger.models import Channel, Match
 from ledger.services.notifications import NotificationDraft, notifications_queue
-from ledger.services.sweeps import ProgressCallback, sweep_in_batches
+from ledger.statuses import MATCH_TRANSITIONS, MatchStatus
 
 SAMPLE_SIZE = 10
 
@@ -49,10 +50,11 @@ def matches_expire_due(
         if not claimed:
             return None
         ids = [row[0] for row in claimed]
-        updated = (
-            matches_due(as_of=as_of)
-            .filter(pk__any=ids)
-            .update(status=MatchStatus.EXPIRED, expired_at=timezone.now())
+        updated = MATCH_TRANSITIONS.update(
+            Match.objects.filter(expires_at__lte=as_of, pk__any=ids),
+            source={MatchStatus.PENDING},
+            target=MatchStatus.EXPIRED,
+            expired_at=timezone.now(),
         )
         if updated != len(ids):
             raise RuntimeError(f"claimed {len(ids)} matches but expired {updated}")

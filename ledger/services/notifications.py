@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from django.db import connection
 from django.utils import timezone
 
-from ledger.models import Notification, NotificationStatus
+from ledger.models import Notification
+from ledger.statuses import NotificationStatus
 
 
 @dataclasses.dataclass(frozen=True)

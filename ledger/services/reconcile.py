@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from django.db import connection
 
-from ledger.models import Asset, EscrowStatus, TransferKind
+from ledger.models import Asset, TransferKind
 from ledger.services.transfers import WALLET_BUCKETS
+from ledger.statuses import EscrowStatus
 
 MAX_REPORTED = 100
 

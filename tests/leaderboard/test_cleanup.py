@@ -1,19 +1,16 @@
 """cleanup: stale sessions at the 30-minute boundary, orphans, the 90-day archive, and pruning
-job runs and sent notifications by their retention."""
+sent notifications by their retention."""
 
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
-from jobs.models import JobRun, JobRunAttempt
 from leaderboard.models import ArchivedScore, GameSession, Score
 from ledger.models import Notification
 from tests.factories import UserFactory
 from tests.leaderboard.factories import (
     MONDAY,
     active_session,
-    finished_run,
     orphan_score,
     score_at,
     score_rows,
@@ -27,7 +24,6 @@ COUNTS = (
     "sessions_deleted",
     "orphan_scores_deleted",
     "scores_archived",
-    "job_runs_deleted",
     "notifications_deleted",
 )
 
@@ -141,25 +137,8 @@ def test_archiving_can_be_switched_off(settings):
 
 
 @pytest.mark.django_db
-def test_job_runs_and_sent_notifications_are_pruned_by_their_retention():
-    # given finished runs on both sides of the 30-day (and, for failures, 90-day) retention,
-    # one with a shard, and notifications on both sides of the 30-day retention
-    old_ok = finished_run(job="release_escrows", status="succeeded", finished_at=AS_OF - 31 * DAY)
-    JobRunAttempt.objects.create(run=old_ok, number=1, started_at=old_ok.started_at)
-    shard = finished_run(
-        job="release_escrows",
-        status="succeeded",
-        finished_at=AS_OF - 31 * DAY,
-        parent=old_ok,
-        shard={"index": 0, "pk_from": 1, "pk_to": None},
-    )
-    kept = {
-        finished_run(job="cleanup", status="succeeded", finished_at=AS_OF - 29 * DAY).pk,
-        finished_run(job="cleanup", status="failed", finished_at=AS_OF - 31 * DAY).pk,
-        finished_run(job="cleanup", status="partial", finished_at=AS_OF - 89 * DAY).pk,
-    }
-    old_failed = finished_run(job="cleanup", status="failed", finished_at=AS_OF - 91 * DAY)
-    old_skipped = finished_run(job="cleanup", status="skipped", finished_at=AS_OF - 31 * DAY)
+def test_sent_notifications_are_pruned_by_their_retention():
+    # given notifications on both sides of the 30-day retention
     sent_old = _notification(status="sent", sent_at=AS_OF - 31 * DAY)
     notifications_kept = {
         _notification(status="sent", sent_at=AS_OF - 29 * DAY).pk,
@@ -170,13 +149,7 @@ def test_job_runs_and_sent_notifications_are_pruned_by_their_retention():
     # when the cleanup runs
     run = run_job("cleanup", as_of=AS_OF)
 
-    # then only the expired runs (the shard and attempts with their parent) are gone
-    gone = {old_ok.pk, shard.pk, old_failed.pk, old_skipped.pk}
-    assert not JobRun.objects.filter(pk__in=gone).exists()
-    assert not JobRunAttempt.objects.filter(run_id=old_ok.pk).exists()
-    assert kept | {run.pk} <= set(JobRun.objects.values_list("pk", flat=True))
-    assert run.summary["job_runs_deleted"] == 4
-    # and only the old sent notification
+    # then only the old sent notification is gone
     assert set(Notification.objects.values_list("pk", flat=True)) == notifications_kept
     assert not Notification.objects.filter(pk=sent_old.pk).exists()
     assert run.summary["notifications_deleted"] == 1
@@ -195,7 +168,6 @@ def test_dry_run_changes_nothing_and_predicts_the_real_run():
     orphan_score(user=user, points=2, at=AS_OF)
     for n in range(3):
         score_at(user=user, points=n, at=AS_OF - 95 * DAY)
-    finished_run(job="cleanup", status="succeeded", finished_at=AS_OF - 40 * DAY)
     _notification(status="sent", sent_at=AS_OF - 40 * DAY)
     before = (
         list(GameSession.objects.order_by("pk").values()),
@@ -223,19 +195,6 @@ def test_dry_run_changes_nothing_and_predicts_the_real_run():
             "sessions_deleted": 2,
             "orphan_scores_deleted": 2,
             "scores_archived": 3,
-            "job_runs_deleted": 1,
             "notifications_deleted": 1,
         }
     )
-
-
-@pytest.mark.django_db
-def test_the_cleanup_never_touches_the_run_doing_it():
-    # given nothing but the runs the clock has just made
-    now = timezone.now()
-
-    # when the cleanup runs far in the future
-    run = run_job("cleanup", as_of=now + 365 * DAY)
-
-    # then its own (unfinished while it ran) record is still there
-    assert JobRun.objects.filter(pk=run.pk).exists()

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from jobs.models import RunStatus
-from jobs.services import job_run_execute
+from jobs.runner import job_run_execute
 from leaderboard.models import ArchivedScore, Score
 from tests.factories import UserFactory
 from tests.leaderboard.factories import MONDAY, active_session, orphan_score, score_at

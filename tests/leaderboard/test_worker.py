@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import JobRun, RunStatus
-from jobs.services import job_run_enqueue
+from jobs.services import job_run_request
 from leaderboard.models import PoolStatus, PrizePool
 from leaderboard.periods import period_bounds, period_start
 from ledger.models import Transfer
@@ -37,7 +37,7 @@ def test_a_worker_finalizes_yesterdays_pools_and_pays_the_winners(worker_process
     score_at(user=winner, points=42, at=period_bounds("daily", yesterday)[0] + timedelta(hours=12))
 
     # when the job is sent to the worker
-    run = job_run_enqueue(job="finalize_prize_pools", trigger="cli", reason="end-to-end test")
+    run = job_run_request(job="finalize_prize_pools", trigger="cli", reason="end-to-end test")
     run = _wait_until_finished(run)
 
     # then the worker finalized both pools and paid the snake winner once

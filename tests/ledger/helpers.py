@@ -7,7 +7,8 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 
 from jobs.models import JobRun
-from jobs.services import job_run_create, job_run_execute
+from jobs.runner import job_run_execute
+from jobs.services import job_run_request
 from ledger.models import (
     Donation,
     DonationCycle,
@@ -33,7 +34,7 @@ DOMAIN_MODELS = (
 
 def run_job(job: str, *, as_of: datetime, dry_run: bool = False) -> JobRun:
     """Record a CLI run and execute it in this process through the runner."""
-    run = job_run_create(job=job, trigger="cli", as_of=as_of, dry_run=dry_run)
+    run = job_run_request(enqueue=False, job=job, trigger="cli", as_of=as_of, dry_run=dry_run)
     return job_run_execute(run_id=run.pk)
 
 

@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings
 
 from jobs.models import RunStatus
-from ledger.models import CycleStatus, DonationCycle, Notification, Wallet
+from ledger.models import DonationCycle, Notification, Wallet
+from ledger.statuses import CycleStatus
 from tests.factories import WalletFactory, obligated_cycle
 from tests.ledger.helpers import counts_of, ledger_snapshot, run_job
 

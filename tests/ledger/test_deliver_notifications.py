@@ -7,9 +7,10 @@ from django.db import connection
 from django.utils import timezone
 
 from ledger.channels import channel_backend
-from ledger.models import Channel, Notification, NotificationStatus
+from ledger.models import Channel, Notification
 from ledger.services.delivery import notifications_deliver_due
 from ledger.services.notifications import NotificationDraft, notifications_queue
+from ledger.statuses import NotificationStatus
 from tests.factories import UserFactory
 from tests.ledger import channels
 from tests.ledger.helpers import run_job

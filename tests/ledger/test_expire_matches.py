@@ -6,8 +6,9 @@ import pytest
 from django.conf import settings
 
 from jobs.models import RunStatus
-from ledger.models import Match, MatchStatus, Notification
+from ledger.models import Match, Notification
 from ledger.services.donations import match_accept
+from ledger.statuses import MatchStatus
 from tests.factories import funded_wallet, match_at
 from tests.ledger.helpers import counts_of, ledger_snapshot, run_job
 

@@ -45,15 +45,7 @@ from leaderboard.services.pools import (
     prize_pools_finalize_due,
 )
 from leaderboard.services.standings import boost_grant, boosts_expire_due
-from ledger.models import (
-    CycleStatus,
-    DonationCycle,
-    Escrow,
-    Match,
-    MatchStatus,
-    SystemAccount,
-    Wallet,
-)
+from ledger.models import DonationCycle, Escrow, Match, SystemAccount, Wallet
 from ledger.services.cycles import TRUST_PENALTY, cycles_remind_and_default
 from ledger.services.donations import (
     LedgerError,
@@ -66,6 +58,7 @@ from ledger.services.donations import (
 from ledger.services.escrows import escrows_release_due
 from ledger.services.matches import matches_expire_due
 from ledger.services.reconcile import ledger_reconcile
+from ledger.statuses import CycleStatus, MatchStatus
 from tests.factories import WalletFactory
 from tests.invariants import assert_ledger_consistent
 

@@ -4,9 +4,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import RunStatus
-from ledger.models import Asset, Escrow, EscrowStatus, TransferKind, Wallet
+from ledger.models import Asset, Escrow, TransferKind, Wallet
 from ledger.services.demo import DemoPlan, demo_seed
 from ledger.services.transfers import TransferLine, transfers_book, wallet_account
+from ledger.statuses import EscrowStatus
 from tests.ledger.helpers import run_job
 
 

@@ -9,18 +9,10 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from ledger.models import (
-    CycleStatus,
-    DonationCycle,
-    Escrow,
-    EscrowStatus,
-    Notification,
-    Transfer,
-    TransferKind,
-    Wallet,
-)
+from ledger.models import DonationCycle, Escrow, Notification, Transfer, TransferKind, Wallet
 from ledger.services.demo import DemoPlan, demo_seed
 from ledger.services.escrows import escrows_due, escrows_release_due
+from ledger.statuses import CycleStatus, EscrowStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,18 +7,9 @@ import pytest
 from django.conf import settings
 
 from jobs.models import RunStatus
-from ledger.models import (
-    Asset,
-    CycleStatus,
-    DonationCycle,
-    Escrow,
-    EscrowStatus,
-    Notification,
-    Transfer,
-    TransferKind,
-    Wallet,
-)
+from ledger.models import Asset, DonationCycle, Escrow, Notification, Transfer, TransferKind, Wallet
 from ledger.services.transfers import TRANSFER_NAMESPACE
+from ledger.statuses import CycleStatus, EscrowStatus
 from tests.factories import HOLD, WalletFactory, donation_at, funded_wallet
 from tests.ledger.helpers import counts_of, ledger_snapshot, run_job
 

@@ -13,13 +13,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from ledger.models import (
-    CycleStatus,
     Donation,
     DonationCycle,
     Escrow,
-    EscrowStatus,
     Match,
-    MatchStatus,
     Notification,
     SystemAccount,
     Transfer,
@@ -29,6 +26,7 @@ from ledger.services.cycles import cycles_overdue, cycles_to_remind
 from ledger.services.demo import DemoPlan, demo_seed
 from ledger.services.escrows import escrows_due
 from ledger.services.matches import matches_due
+from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus
 from tests.workers import subprocess_env
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
