@@ -22,18 +22,21 @@ class RunStatus(models.TextChoices):
     PARTIAL = "partial", "Partial"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
+    LOST = "lost", "Lost"
 
 
 FINISHED_STATUSES = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.SKIPPED}
+    {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.LOST}
 )
 
 # The one map of allowed status changes. RUNNING -> RUNNING is a takeover of a run whose
 # worker died (its job lock vanished with its connection); RUNNING -> QUEUED waits for a retry;
 # RUNNING -> WAITING hands a large backlog to shard runs, and the last shard ends the parent.
+# A run whose message was lost goes QUEUED -> QUEUED when it is re-sent, or -> LOST when a later
+# run already did its work; a run whose worker died goes RUNNING -> QUEUED to be re-sent.
 RUN_TRANSITIONS = Transitions(
     {
-        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.SKIPPED},
+        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.SKIPPED, RunStatus.QUEUED, RunStatus.LOST},
         RunStatus.RUNNING: {
             RunStatus.RUNNING,
             RunStatus.QUEUED,
@@ -41,6 +44,7 @@ RUN_TRANSITIONS = Transitions(
             RunStatus.SUCCEEDED,
             RunStatus.PARTIAL,
             RunStatus.FAILED,
+            RunStatus.LOST,
         },
         RunStatus.WAITING: {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED},
     }
@@ -96,6 +100,12 @@ class JobRun(models.Model):
     )
     shard = models.JSONField(
         null=True, blank=True, help_text="This shard's slice of the work, e.g. a pk range."
+    )
+    repairs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What rescued the run: a lost message re-sent, a dead worker's attempt "
+        "taken back.",
     )
 
     class Meta:
@@ -181,3 +191,24 @@ def run_move(run_id: int, *, source: set[str], target: str, **fields) -> bool:
         JobRun.objects.filter(pk=run_id), source=source, target=target, **fields
     )
     return moved == 1
+
+
+class WorkerHeartbeat(models.Model):
+    """One live worker process, beating every few seconds; a graceful stop removes it."""
+
+    name = models.CharField(max_length=128, primary_key=True, help_text="host:pid")
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list)
+    threads = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    attempts = models.JSONField(
+        default=list, help_text="The runs and attempts it is executing: [{run, attempt}]."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
