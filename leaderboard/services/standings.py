@@ -11,9 +11,11 @@ nothing would earn the full 300). A boost runs from `starts_at` until just befor
 `expires_at`. The score is stored with 2 places (rounded half away from zero). Ranks are
 1, 2, 3, … by score descending, ties broken by the lower user id.
 
-The recompute is set-based SQL for PostgreSQL: the new standings are built in one statement
-into a temporary table, then only the entries that differ are written. Python never holds
-the rows, so a million users cost a few statements, not a million.
+The recompute is set-based SQL: the new standings are built in one statement into a
+temporary table, then only the entries that differ are written. Python never holds the rows,
+so a million users cost a few statements, not a million. PostgreSQL runs the tuned statements
+below; SQLite, the default database of `make run`, runs `standings_sqlite`'s, which give the
+same standings.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs.exceptions import StewardError
 from jobs.sweeps import ProgressCallback, sweep_in_batches
 from leaderboard.lock_objects import entries_table_lock
 from leaderboard.models import BOOST_TRANSITIONS, Boost, BoostKind, BoostStatus, LeaderboardEntry
+from leaderboard.services import standings_sqlite
 from ledger.models import DonationCycle, Wallet
 from ledger.statuses import CycleStatus
 
@@ -128,6 +131,30 @@ SELECT user_id FROM {new} WHERE rank <= %(top)s ORDER BY rank
 """
 
 
+class _Dialect(NamedTuple):
+    """The statements of the recompute that differ between the databases."""
+
+    temp_schema: str
+    remove: str
+    update: str
+    count: str
+
+
+_POSTGRESQL = _Dialect(
+    temp_schema="pg_temp", remove=_REMOVE_SQL, update=_UPDATE_SQL, count=_COUNT_SQL
+)
+_SQLITE = _Dialect(
+    temp_schema="temp",
+    remove=standings_sqlite.REMOVE_SQL,
+    update=standings_sqlite.UPDATE_SQL,
+    count=standings_sqlite.COUNT_SQL,
+)
+
+
+def _dialect() -> _Dialect:
+    return _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
+
+
 def _sql(template: str) -> str:
     quote = connection.ops.quote_name
     return template.format(
@@ -207,38 +234,33 @@ def boosts_expire_due(
 # --- The recompute ----------------------------------------------------------------------------
 
 
-class RecomputeUnsupported(StewardError):
-    """The database cannot run the recompute's SQL."""
-
-    status_code = 501
-    code = "unsupported"
-
-
 def _build_new_scores(cursor, *, as_of: datetime) -> int:
     """Build the classified new standings; returns their row count (removals included)."""
+    cursor.execute(f"DROP TABLE IF EXISTS {_dialect().temp_schema}.{NEW_SCORES}")
+    params = {
+        # SQLite compares datetimes as the text Django stores; PostgreSQL takes the datetime.
+        "as_of": connection.ops.adapt_datetimefield_value(as_of),
+        "fulfilled": CycleStatus.FULFILLED,
+        "active": BoostStatus.ACTIVE,
+        "multiplier": BoostKind.MULTIPLIER,
+        "points": BoostKind.POINTS,
+    }
     if connection.vendor != "postgresql":
-        raise RecomputeUnsupported(
-            "the leaderboard recompute is PostgreSQL SQL; point DATABASE_URL at PostgreSQL"
-        )
-    cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{NEW_SCORES}")
+        _execute(cursor, standings_sqlite.NEW_SCORES_TABLE_SQL)
+        ranked = _execute(cursor, standings_sqlite.NEW_SCORES_SQL, params)
+        return ranked + _execute(cursor, standings_sqlite.REMOVED_SCORES_SQL)
     # The statement's plan cost crosses the JIT inlining threshold at a million users, and
     # compiling it then takes about a second that the statement, run once a night, never
     # earns back.
     cursor.execute("SET LOCAL jit = off")
-    rows = _execute(
-        cursor,
-        _NEW_SCORES_SQL,
-        {
-            "as_of": as_of,
-            "fulfilled": CycleStatus.FULFILLED,
-            "active": BoostStatus.ACTIVE,
-            "multiplier": BoostKind.MULTIPLIER,
-            "points": BoostKind.POINTS,
-        },
-    )
+    rows = _execute(cursor, _NEW_SCORES_SQL, params)
     # Temporary tables are never auto-analyzed; the joins below need its statistics.
     cursor.execute(f"ANALYZE {NEW_SCORES}")
     return rows
+
+
+def _drop_new_scores(cursor) -> None:
+    cursor.execute(f"DROP TABLE {_dialect().temp_schema}.{NEW_SCORES}")
 
 
 def _top_user_ids(cursor) -> list[int]:
@@ -250,10 +272,10 @@ def leaderboard_recompute_preview(*, as_of: datetime) -> dict:
     """What `leaderboard_recompute` would write, computed the same way, writing nothing."""
     with transaction.atomic(), connection.cursor() as cursor:
         _build_new_scores(cursor, as_of=as_of)
-        _execute(cursor, _COUNT_SQL)
+        _execute(cursor, _dialect().count)
         ranked, created, updated, removed = cursor.fetchone()
         top = _top_user_ids(cursor)
-        cursor.execute(f"DROP TABLE pg_temp.{NEW_SCORES}")
+        _drop_new_scores(cursor)
     return {
         "users_ranked": ranked,
         "entries_created": created,
@@ -271,14 +293,15 @@ def leaderboard_recompute(*, as_of: datetime) -> dict:
     entries are not rewritten. Featured flags are left alone.
     """
     entries_table_lock()
-    now = timezone.now()
+    now_params = {"now": connection.ops.adapt_datetimefield_value(timezone.now())}
+    dialect = _dialect()
     with connection.cursor() as cursor:
         rows = _build_new_scores(cursor, as_of=as_of)
-        removed = _execute(cursor, _REMOVE_SQL)
-        updated = _execute(cursor, _UPDATE_SQL, {"now": now})
-        created = _execute(cursor, _INSERT_SQL, {"now": now})
+        removed = _execute(cursor, dialect.remove)
+        updated = _execute(cursor, dialect.update, now_params)
+        created = _execute(cursor, _INSERT_SQL, now_params)
         top = _top_user_ids(cursor)
-        cursor.execute(f"DROP TABLE pg_temp.{NEW_SCORES}")
+        _drop_new_scores(cursor)
     return {
         "users_ranked": rows - removed,
         "entries_created": created,
