@@ -8,7 +8,9 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from jobs import checks  # noqa: F401 - registers the cron check
         from jobs.lookups import register_any_lookup
-        from jobs.retention import register_engine_jobs
+        from jobs.rescue import register_rescue_job
+        from jobs.retention import register_retention_job
 
         register_any_lookup()
-        register_engine_jobs()
+        register_rescue_job()
+        register_retention_job()

@@ -45,15 +45,13 @@ def merge_summaries(summaries: Iterable[dict]) -> dict:
     return merged
 
 
-def fan_out_unfinished(*, job: str, time_limit_ms: int) -> JobRun | None:
-    """A run of the job still waiting for its shards, unless they outlived the time limit (their
-    messages were lost), in which case that run is closed as failed."""
-    waiting = JobRun.objects.filter(job=job, status=RunStatus.WAITING).order_by("pk").first()
-    if waiting is None:
-        return None
-    if timezone.now() < waiting.started_at + timedelta(milliseconds=time_limit_ms):
-        return waiting
-    fan_out_finish(waiting.pk, lost_shards=True)
+def fan_out_unfinished(waiting: list[JobRun], *, time_limit_ms: int) -> JobRun | None:
+    """The first of a job's runs waiting for their shards, unless its shards outlived the time
+    limit (their messages were lost), in which case that run is closed as failed."""
+    for run in waiting:
+        if timezone.now() < run.started_at + timedelta(milliseconds=time_limit_ms):
+            return run
+        fan_out_finish(run.pk, lost_shards=True)
     return None
 
 
@@ -72,7 +70,8 @@ def fan_out_finish(parent_id: int, *, lost_shards: bool = False) -> None:
         unfinished = sum(status not in FINISHED_STATUSES for status, _ in shards)
         if unfinished and not lost_shards:
             return
-        failed = sum(status == RunStatus.FAILED for status, _ in shards) + unfinished
+        failed = sum(status in (RunStatus.FAILED, RunStatus.LOST) for status, _ in shards)
+        failed += unfinished
         partial = sum(status in (RunStatus.PARTIAL, RunStatus.SKIPPED) for status, _ in shards)
         target = (
             RunStatus.FAILED if failed else RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED

@@ -16,6 +16,11 @@ _local_locks: dict[str, threading.Lock] = {}
 _local_locks_guard = threading.Lock()
 
 
+def run_lock_name(run) -> str:
+    """A job's top-level runs exclude each other; a shard only excludes duplicates of itself."""
+    return run.job if run.parent_id is None else f"{run.job}/run-{run.pk}"
+
+
 def job_lock_key(job_name: str) -> int:
     digest = hashlib.blake2b(f"steward-job:{job_name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)

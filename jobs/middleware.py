@@ -1,8 +1,9 @@
 """Dramatiq middleware of Steward's own, in Dramatiq's style."""
 
+import os
 import threading
 
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, prometheus
 from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
 
@@ -40,11 +41,35 @@ class GracefulShutdown(Middleware):
         shutdown_requested.clear()
 
 
+class WorkerHeartbeats(Middleware):
+    """Records this worker process's heartbeat (host, pid, queues, threads, the attempts it
+    is executing) from boot until its threads have stopped, when the row is removed."""
+
+    heartbeat = None
+
+    def after_worker_boot(self, broker, worker) -> None:
+        # The broker and its middleware are built before Django's models can be imported.
+        from jobs.heartbeats import Heartbeat
+
+        queues = worker.consumer_whitelist or broker.get_declared_queues()
+        self.heartbeat = Heartbeat(queues=list(queues), threads=worker.worker_threads)
+        self.heartbeat.start()
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
+
+
 class WorkerMetrics(Prometheus):
     """Dramatiq's Prometheus middleware, inert in processes that never booted as a worker
     process (the web app, in-process test workers), where its metrics do not exist."""
 
     booted = False
+
+    @property
+    def forks(self):
+        return [serve_worker_metrics]
 
     def after_process_boot(self, broker) -> None:
         super().after_process_boot(broker)
@@ -75,3 +100,11 @@ class WorkerMetrics(Prometheus):
     def after_worker_shutdown(self, broker, worker) -> None:
         if self.booted:
             super().after_worker_shutdown(broker, worker)
+
+
+def serve_worker_metrics() -> None:
+    """Dramatiq's exposition server (its own process, forked by the worker's main process),
+    bound to loopback unless `dramatiq_prom_host` says otherwise: it has no authentication."""
+    # Dramatiq's own variable, lowercase like its dramatiq_prom_port.
+    prometheus.HTTP_HOST = os.environ.get("dramatiq_prom_host", "127.0.0.1")  # noqa: SIM112
+    prometheus._run_exposition_server()

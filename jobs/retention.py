@@ -24,7 +24,7 @@ def job_runs_expired(*, as_of: datetime):
     kept = as_of - timedelta(days=conf.RUN_RETENTION_DAYS)
     kept_failed = as_of - timedelta(days=conf.FAILED_RUN_RETENTION_DAYS)
     return JobRun.objects.filter(parent__isnull=True).filter(
-        Q(status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED], finished_at__lt=kept)
+        Q(status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.LOST], finished_at__lt=kept)
         | Q(status__in=KEPT_LONGER, finished_at__lt=kept_failed)
     )
 
@@ -58,7 +58,7 @@ def prune_job_runs(context: JobContext) -> dict:
     )
 
 
-def register_engine_jobs() -> None:
+def register_retention_job() -> None:
     register(
         JobSpec(
             name="prune_job_runs",

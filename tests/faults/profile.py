@@ -25,6 +25,9 @@ class Profile:
     # Minute slots the two schedulers tick through in the compressed-time scenario.
     slots: int = 2
     scheduler_restarts: int = 1
+    # The fanned-out release killed mid-way: escrows due, and rows per shard.
+    fan_out_backlog: int = 1_500
+    shard_size: int = 150
 
 
 PROFILES = {
@@ -39,6 +42,8 @@ PROFILES = {
         redis_restarts=2,
         slots=6,
         scheduler_restarts=3,
+        fan_out_backlog=6_000,
+        shard_size=500,
     ),
 }
 

@@ -15,6 +15,7 @@ COLUMNS = (
     ("duplicate_effects", "duplicate effects"),
     ("lost_work", "lost work"),
     ("conservation_difference", "conservation difference"),
+    ("runs_left_open", "runs left open"),
     ("seconds", "seconds"),
 )
 
@@ -28,6 +29,7 @@ class ScenarioResult:
     duplicate_effects: int
     lost_work: int
     conservation_difference: int
+    runs_left_open: int
     seconds: float
     details: dict
 

@@ -19,9 +19,10 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs.actors import actor_for
-from jobs.models import AttemptStatus, JobRun, RunStatus
+from jobs.models import FINISHED_STATUSES, AttemptStatus, JobRun, RunStatus
 from jobs.services import job_run_request
 from ledger.models import Escrow
+from ledger.services.escrows import escrows_due
 from ledger.statuses import EscrowStatus
 from tests.faults.fleet import Fleet, run_and_wait, wait_finished
 from tests.faults.harness import StewardProcess, backends, rows_locked, wait_for
@@ -277,6 +278,8 @@ def test_5_redis_restarted_without_persistence_while_messages_are_queued(fleet):
         f"STEWARD_JOB_{job.upper()}_CRON": "* * * * *"
         for job in ("release_escrows", "expire_matches")
     }
+    # Runs whose messages the restart lost are re-sent, or closed as lost, by rescue_runs.
+    env["STEWARD_LOST_RUN_AFTER"] = "20"
     worker = fleet.worker("w1", **env)
     fleet.schedulers("s1", **env)
     workload = Workload(label="redis")
@@ -400,4 +403,58 @@ def test_7_a_poison_escrow_among_good_ones(fleet):
         workload=workload,
         started=started,
         poison_run=run.summary["failed_escrows"],
+    )
+
+
+def test_8_sigkill_and_a_broker_flush_mid_fan_out(fleet):
+    started = time.monotonic()
+    env = {
+        "STEWARD_FANOUT_THRESHOLD": str(PROFILE.shard_size),
+        "STEWARD_SHARD_SIZE": str(PROFILE.shard_size),
+    }
+    workload = Workload(label="fanout")
+    workload.open_wallets(60)
+    # given a release fanned out into shards, part of them done when the worker is killed
+    workload.backlog(PROFILE.fan_out_backlog)
+    worker = fleet.worker("w1", **env)
+    parent = enqueue_release("SIGKILL and a broker flush mid fan-out")
+    wait_for(
+        lambda: (
+            parent.shards.filter(status=RunStatus.SUCCEEDED).count() >= 2
+            and parent.shards.filter(status=RunStatus.RUNNING).exists()
+        ),
+        timeout=120,
+        message="shards done and shards running",
+    )
+    fleet.kill(worker)
+    fleet.redis.client().flushall()
+    fleet.faults += 1
+    shards_open = parent.shards.exclude(status__in=FINISHED_STATUSES).count()
+
+    # when a new worker and the scheduler (whose minute tick runs rescue_runs) start and the
+    # next release is requested, with default time limits
+    fleet.worker("w2", **env)
+    restarted = time.monotonic()
+    fleet.schedulers("s1", **env)
+    follow_up = enqueue_release("the next release after the crash")
+
+    # then every due escrow is released within 3 minutes: the dead worker's shards are taken
+    # back (by the next run, or by the rescue once the dead sessions' locks are gone), the
+    # flushed ones re-sent, and the parent ends once they have
+    parent = wait_finished(parent.pk, timeout=180)
+    repaired_in = round(time.monotonic() - restarted, 1)
+    assert parent.status == RunStatus.SUCCEEDED, parent.status_reason
+    assert escrows_due(as_of=parent.as_of).count() == 0
+    follow_up = wait_finished(follow_up.pk, timeout=60)
+    assert any(shard.repairs for shard in parent.shards.all())
+
+    conclude(
+        "8. SIGKILL + broker flush mid fan-out",
+        fleet=fleet,
+        workload=workload,
+        started=started,
+        shards=parent.shards.count(),
+        shards_open_at_the_crash=shards_open,
+        seconds_to_repair=repaired_in,
+        next_run=follow_up.status,
     )

@@ -1,0 +1,102 @@
+"""Worker heartbeats: every worker process records, every few seconds, that it is alive and
+which runs it is executing; a graceful stop removes its row, a killed worker's row goes stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, connections
+from django.utils import timezone
+
+from jobs.conf import conf
+from jobs.models import WorkerHeartbeat
+
+logger = logging.getLogger("steward.workers")
+
+WORKER_LOST = "worker lost: its job lock vanished while the run was running"
+
+# The attempt each thread of this process is executing: thread id -> (run id, attempt number).
+_attempts: dict[int, tuple[int, int]] = {}
+_attempts_guard = threading.Lock()
+
+
+def worker_name() -> str:
+    """How attempts and heartbeats name this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def attempt_started(*, run_id: int, number: int) -> None:
+    with _attempts_guard:
+        _attempts[threading.get_ident()] = (run_id, number)
+
+
+def attempt_ended() -> None:
+    with _attempts_guard:
+        _attempts.pop(threading.get_ident(), None)
+
+
+def _attempts_now() -> list[dict]:
+    with _attempts_guard:
+        return [{"run": run, "attempt": number} for run, number in sorted(_attempts.values())]
+
+
+def worker_is_gone(heartbeat: WorkerHeartbeat | None, *, now: datetime) -> bool:
+    return heartbeat is None or heartbeat.last_seen_at < now - timedelta(
+        seconds=conf.WORKER_LOST_AFTER
+    )
+
+
+class Heartbeat:
+    """Beats in a daemon thread until stopped; stopping removes this process's row."""
+
+    def __init__(self, *, queues: list[str], threads: int) -> None:
+        self.queues = sorted(queues)
+        self.threads = threads
+        self.name = worker_name()
+        self.started_at = timezone.now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steward-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        try:
+            WorkerHeartbeat.objects.filter(name=self.name).delete()
+        except DatabaseError as exc:
+            logger.warning("Could not remove the heartbeat of %s: %s", self.name, exc)
+
+    def beat(self) -> None:
+        now = timezone.now()
+        WorkerHeartbeat.objects.update_or_create(
+            name=self.name,
+            defaults={
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "queues": self.queues,
+                "threads": self.threads,
+                "started_at": self.started_at,
+                "last_seen_at": now,
+                "attempts": _attempts_now(),
+            },
+        )
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(conf.WORKER_HEARTBEAT_SECONDS):
+                try:
+                    self.beat()
+                except DatabaseError as exc:
+                    # The database may be restarting; the next beat reconnects.
+                    logger.warning("Heartbeat of %s failed: %s", self.name, exc)
+                    connections.close_all()
+        finally:
+            connections.close_all()
