@@ -13,6 +13,7 @@ from dramatiq.middleware import CurrentMessage
 from periodiq import cron
 
 from jobs.cron import validate_cron
+from jobs.exceptions import PERMANENT_ERRORS
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
 from jobs.scheduling import schedule_tick
@@ -69,6 +70,8 @@ def actor_for(job_name: str) -> dramatiq.Actor:
             max_retries=spec.max_retries,
             min_backoff=spec.min_backoff_ms,
             time_limit=spec.time_limit_ms,
+            # Retries cannot fix these: the message fails at once, and so does its run.
+            throws=PERMANENT_ERRORS,
         ),
     )
 

@@ -47,7 +47,10 @@ def alert_send(*, subject: str, message: str, run: JobRun | None = None) -> None
 def alert_run_failed(run: JobRun) -> None:
     status = run.get_status_display().lower()
     subject = f"[Steward] job {run.job} run #{run.pk} {status}"
+    # The first line is the one the ERROR log line carries: why, in a sentence.
     lines = [
+        run.status_reason or run.error or status,
+        "",
         f"Job: {run.job}",
         f"Run: #{run.pk} ({run.trigger}, as of {run.as_of.isoformat()})",
         f"Status: {run.status}",

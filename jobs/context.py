@@ -12,6 +12,7 @@ from jobs.exceptions import RunInterrupted
 from jobs.fanout import FanOut
 from jobs.middleware import shutdown_requested
 from jobs.models import JobRun
+from jobs.runlog import RunLog
 from jobs.sweeps import PkRange, pk_ranges
 
 logger = logging.getLogger("steward.jobs")
@@ -20,7 +21,20 @@ PROGRESS_INTERVAL_SECONDS = 5.0
 
 
 class JobLogger(logging.LoggerAdapter):
+    """A run's own lines: prefixed with the run in text, its id, job and attempt as fields,
+    and preceded by the run's start banner."""
+
+    def __init__(self, logger: logging.Logger, run_log: RunLog) -> None:
+        super().__init__(logger, run_log.fields)
+        self.run_log = run_log
+
+    def log(self, level, msg, *args, **kwargs) -> None:
+        if level >= logging.INFO and self.isEnabledFor(level):
+            self.run_log.announce()
+        super().log(level, msg, *args, **kwargs)
+
     def process(self, msg, kwargs):
+        kwargs["extra"] = {**self.extra, **kwargs.get("extra", {})}
         return f"[{self.extra['job']} #{self.extra['run_id']}] {msg}", kwargs
 
 
@@ -29,13 +43,14 @@ class JobContext:
     run: JobRun
     as_of: datetime
     dry_run: bool
+    run_log: RunLog | None = None
     batch_size: int = dataclasses.field(default_factory=lambda: conf.BATCH_SIZE)
     partial_reasons: list[str] = dataclasses.field(default_factory=list)
     _last_progress: float = dataclasses.field(default_factory=time.monotonic)
 
     @property
     def log(self) -> JobLogger:
-        return JobLogger(logger, {"job": self.run.job, "run_id": self.run.pk})
+        return JobLogger(logger, self.run_log or RunLog(self.run, self.run.attempt_count))
 
     def progress(self, *, done: int, total: int | None, what: str) -> None:
         """Log progress on long work, at most every few seconds and always at the end.

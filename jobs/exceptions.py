@@ -8,6 +8,8 @@ show the same message.
 
 from __future__ import annotations
 
+from django.db import DataError, ProgrammingError
+
 # The permissions that guard the engine's controls, named once for every surface.
 TRIGGER_PERMISSION = "jobs.trigger_jobrun"
 RETRY_PERMISSION = "jobs.retry_jobrun"
@@ -55,6 +57,19 @@ class IdempotencyConflict(ConflictError):
 
 class RunNotRetryable(ConflictError):
     """Only failed runs are retried."""
+
+
+class PermanentError(StewardError):
+    """An error no retry can fix (an unsupported configuration, a value out of range): a job
+    body raises it and its run fails at once, after one attempt."""
+
+    status_code = 422
+    code = "permanent_error"
+
+
+# What the runner fails at once instead of retrying: a missing table or column, a value the
+# database refuses, a date past what Python can count, and whatever a job says is permanent.
+PERMANENT_ERRORS = (PermanentError, ProgrammingError, DataError, OverflowError)
 
 
 class RunInterrupted(StewardError):

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
 import time
 import traceback
 from contextlib import nullcontext
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from jobs import heartbeats
 from jobs.alerts import alert_run_failed
 from jobs.context import JobContext
+from jobs.exceptions import PERMANENT_ERRORS
 from jobs.fanout import FanOut, fan_out_finish, fan_out_unfinished
-from jobs.locks import job_lock
+from jobs.heartbeats import WORKER_LOST
+from jobs.locks import job_lock, run_lock_name
 from jobs.models import (
     FINISHED_STATUSES,
     AttemptStatus,
@@ -34,14 +36,14 @@ from jobs.models import (
     run_move,
 )
 from jobs.registry import get_job
-from jobs.runlog import log_run_finish, log_run_start
+from jobs.rescue import fan_out_repair
+from jobs.runlog import RunLog
 from jobs.services import job_shards_request
 
 logger = logging.getLogger("steward.jobs")
 
 # How long a queued run waits for the holder of its job's lock to show itself before skipping.
 HOLDER_WAIT_SECONDS = 2.0
-WORKER_LOST = "worker lost: its job lock vanished while the run was running"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,33 +63,36 @@ def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str 
     An exception from the body is recorded on the attempt and re-raised so Dramatiq retries;
     on the final attempt the run is `failed` and an alert goes out.
     """
-    run = JobRun.objects.get(pk=run_id)
+    # Just what the lock and a duplicate check need; the whole row is read under the lock.
+    run = JobRun.objects.only("job", "parent_id", "status").get(pk=run_id)
     if run.is_finished:
         logger.info(
             "Run #%s of %s already %s; ignoring a duplicate message.", run.pk, run.job, run.status
         )
-        return run
+        return JobRun.objects.get(pk=run_id)
     spec = get_job(run.job)
-    with job_lock(_lock_name(run)) as acquired:
+    with job_lock(run_lock_name(run)) as acquired:
+        run = JobRun.objects.get(pk=run_id)
         if not acquired:
             return _skip_overlapping(run)
-        run.refresh_from_db()
         if run.is_finished:
             return run
         if run.parent_id is None:
-            _abandon_lost_runs(job=run.job, current_run_id=run.pk)
-            if waiting := fan_out_unfinished(job=run.job, time_limit_ms=spec.time_limit_ms):
-                return _skip(run, f"the shards of run #{waiting.pk} of {run.job} are still running")
+            others = _other_open_runs(run)
+            _abandon_lost_runs([other for other in others if other.status == RunStatus.RUNNING])
+            waiting = [other for other in others if other.status == RunStatus.WAITING]
+            if waiting := fan_out_unfinished(waiting, time_limit_ms=spec.time_limit_ms):
+                # Shards a dead worker held or whose messages were lost go back to the fleet;
+                # this run waits only while the shards are really on their way.
+                fan_out_repair(waiting)
+                if JobRun.objects.filter(pk=waiting.pk, status=RunStatus.WAITING).exists():
+                    reason = f"the shards of run #{waiting.pk} of {run.job} are still running"
+                    return _skip(run, reason)
         attempt = _start_attempt(run, message_id=message_id)
         if attempt is None:
             run.refresh_from_db()
             return run
         return _run_attempt(run, attempt, spec.body, final_attempt=final_attempt)
-
-
-def _lock_name(run: JobRun) -> str:
-    """A job's runs exclude each other; a shard only excludes duplicates of itself."""
-    return run.job if run.parent_id is None else f"{run.job}/run-{run.pk}"
 
 
 def _skip_overlapping(run: JobRun) -> JobRun:
@@ -137,12 +142,24 @@ def _skip(run: JobRun, reason: str) -> JobRun:
     return run
 
 
-def _abandon_lost_runs(*, job: str, current_run_id: int) -> None:
-    """Runs left `running` without the job lock belong to dead workers: close them."""
-    now = timezone.now()
-    lost = JobRun.objects.filter(job=job, status=RunStatus.RUNNING, parent__isnull=True).exclude(
-        pk=current_run_id
+def _other_open_runs(run: JobRun) -> list[JobRun]:
+    """The job's other top-level runs that hold work open: running, or waiting for shards."""
+    return list(
+        JobRun.objects.filter(
+            job=run.job,
+            status__in=[RunStatus.RUNNING, RunStatus.WAITING],
+            parent__isnull=True,
+        )
+        .exclude(pk=run.pk)
+        .only("job", "status", "started_at", "parent_id")
+        .order_by("pk")
     )
+
+
+def _abandon_lost_runs(lost: list[JobRun]) -> None:
+    """Runs left `running` while this run holds the job lock belong to dead workers: close
+    them."""
+    now = timezone.now()
     for lost_run in lost:
         if run_move(
             lost_run.pk,
@@ -177,20 +194,22 @@ def _start_attempt(run: JobRun, *, message_id: str) -> JobRunAttempt | None:
         attempt_count=number,
     ):
         return None
-    run.refresh_from_db()
+    # What the update wrote, without reading the row back.
+    run.status, run.attempt_count = RunStatus.RUNNING, number
+    run.started_at = run.started_at or now
     return JobRunAttempt.objects.create(
         run=run,
         number=number,
         started_at=now,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
+        worker=heartbeats.worker_name(),
         message_id=message_id,
     )
 
 
 def _run_attempt(run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bool) -> JobRun:
-    context = JobContext(run=run, as_of=run.as_of, dry_run=run.dry_run)
-    log_run_start(run, attempt.number)
-    started = time.monotonic()
+    run_log = RunLog(run, attempt.number)
+    context = JobContext(run=run, as_of=run.as_of, dry_run=run.dry_run, run_log=run_log)
+    heartbeats.attempt_started(run_id=run.pk, number=attempt.number)
     # Inside a caller's transaction, a savepoint keeps a failed body from aborting it, so the
     # failure can still be recorded; on its own the body commits batch by batch.
     body_scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
@@ -198,17 +217,15 @@ def _run_attempt(run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bo
         with body_scope:
             result = body(context)
     except BaseException as exc:
-        outcome = _outcome_of_error(
-            exc, attempt, final_attempt=final_attempt, duration_ms=_elapsed_ms(started)
-        )
-        _save_outcome(run, attempt, outcome)
+        outcome = _outcome_of_error(exc, attempt, final_attempt=final_attempt)
+        _save_outcome(run, attempt, outcome, run_log=run_log)
         raise
-    return _save_outcome(
-        run, attempt, _outcome_of_success(context, result, duration_ms=_elapsed_ms(started))
-    )
+    finally:
+        heartbeats.attempt_ended()
+    return _save_outcome(run, attempt, _outcome_of_success(context, result), run_log=run_log)
 
 
-def _outcome_of_success(context: JobContext, result, *, duration_ms: int) -> Outcome:
+def _outcome_of_success(context: JobContext, result) -> Outcome:
     if isinstance(result, FanOut):
         count = len(result.shards)
         return Outcome(
@@ -226,22 +243,27 @@ def _outcome_of_success(context: JobContext, result, *, duration_ms: int) -> Out
         run_fields={
             "summary": result,
             "status_reason": "; ".join(context.partial_reasons),
-            "duration_ms": duration_ms,
         },
     )
 
 
 def _outcome_of_error(
-    exc: BaseException, attempt: JobRunAttempt, *, final_attempt: bool, duration_ms: int
+    exc: BaseException, attempt: JobRunAttempt, *, final_attempt: bool
 ) -> Outcome:
     error = f"{type(exc).__name__}: {exc}"
     trace = traceback.format_exc()
     failure = {"error": error, "traceback": trace}
-    if final_attempt:
+    if isinstance(exc, PERMANENT_ERRORS):
+        reason = f"failed on attempt {attempt.number}, not retried: no retry can fix {error}"
+    elif final_attempt:
+        reason = f"failed after {attempt.number} attempt(s): {error}"
+    else:
+        reason = ""
+    if reason:
         return Outcome(
             status=RunStatus.FAILED,
             attempt_status=AttemptStatus.FAILED,
-            run_fields={**failure, "duration_ms": duration_ms},
+            run_fields={**failure, "status_reason": reason},
             attempt_fields=failure,
         )
     return Outcome(
@@ -252,7 +274,9 @@ def _outcome_of_error(
     )
 
 
-def _save_outcome(run: JobRun, attempt: JobRunAttempt, outcome: Outcome) -> JobRun:
+def _save_outcome(
+    run: JobRun, attempt: JobRunAttempt, outcome: Outcome, *, run_log: RunLog
+) -> JobRun:
     """Save the outcome of an attempt, then log, alert and end the parent as it calls for."""
     now = timezone.now()
     # The run's outcome commits first: it is the record that matters, and a worker killed
@@ -261,14 +285,22 @@ def _save_outcome(run: JobRun, attempt: JobRunAttempt, outcome: Outcome) -> JobR
     with transaction.atomic() if outcome.fan_out is not None else nullcontext():
         run_fields = dict(outcome.run_fields)
         if outcome.status in FINISHED_STATUSES:
+            # From the first attempt's start: the duration covers every attempt.
             run_fields["finished_at"] = now
-        run_move(run.pk, source={RunStatus.RUNNING}, target=outcome.status, **run_fields)
+            run_fields["duration_ms"] = _elapsed_ms(run.started_at, now)
+        moved = run_move(run.pk, source={RunStatus.RUNNING}, target=outcome.status, **run_fields)
         JobRunAttempt.objects.filter(pk=attempt.pk).update(
             status=outcome.attempt_status, finished_at=now, **outcome.attempt_fields
         )
         if outcome.fan_out is not None:
             job_shards_request(parent=run, shards=outcome.fan_out.shards)
-    run.refresh_from_db()
+    if moved:
+        # What the update wrote, without reading the row back.
+        run.status = outcome.status
+        for field, value in run_fields.items():
+            setattr(run, field, value)
+    else:
+        run.refresh_from_db()
     if outcome.fan_out is not None:
         logger.info(
             "Run #%s of %s handed its work to %s shard runs.",
@@ -285,15 +317,9 @@ def _save_outcome(run: JobRun, attempt: JobRunAttempt, outcome: Outcome) -> JobR
             run.error,
         )
     elif outcome.status == RunStatus.FAILED:
-        logger.error(
-            "Job failed: %s run #%s after %s attempt(s): %s",
-            run.job,
-            run.pk,
-            run.attempt_count,
-            run.error,
-        )
+        logger.error("Job failed: %s run #%s %s", run.job, run.pk, run.status_reason)
     else:
-        log_run_finish(run)
+        run_log.finish(run)
     if run.is_finished:
         if run.parent_id is not None:
             fan_out_finish(run.parent_id)
@@ -302,5 +328,5 @@ def _save_outcome(run: JobRun, attempt: JobRunAttempt, outcome: Outcome) -> JobR
     return run
 
 
-def _elapsed_ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
+def _elapsed_ms(started: datetime, finished: datetime) -> int:
+    return int((finished - started).total_seconds() * 1000)

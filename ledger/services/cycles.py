@@ -64,17 +64,15 @@ def cycles_remind_and_default(
     on_progress: ProgressCallback | None = None,
 ) -> dict:
     """Remind once (push and SMS) for cycles due within the horizon; default overdue cycles."""
-    logger.info(
-        "Found %s cycles due in %s days",
-        f"{cycles_to_remind(as_of=as_of).count():,}",
-        settings.CYCLE_REMINDER_DAYS,
-    )
+    if due := cycles_to_remind(as_of=as_of).count():
+        logger.info("Found %s cycles due in %s days", f"{due:,}", settings.CYCLE_REMINDER_DAYS)
     reminded = sweep_in_batches(
         apply_batch=lambda: _remind_batch(as_of=as_of, batch_size=batch_size),
         on_progress=on_progress,
         progress_key="reminders_sent",
     )
-    logger.info("Found %s overdue cycles", f"{cycles_overdue(as_of=as_of).count():,}")
+    if overdue := cycles_overdue(as_of=as_of).count():
+        logger.info("Found %s overdue cycles", f"{overdue:,}")
     defaulted = sweep_in_batches(
         apply_batch=lambda: _default_batch(as_of=as_of, batch_size=batch_size),
         on_progress=on_progress,

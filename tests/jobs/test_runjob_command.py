@@ -45,6 +45,11 @@ BAD_INPUT = [
         "--timeout must be a positive number",
         id="timeout-zero",
     ),
+    pytest.param(
+        ["release_escrows", "--as-of", "9999-12-31T00:00:00Z"],
+        "is more than 3653 days from now",
+        id="as-of-far-future",
+    ),
 ]
 
 
@@ -123,7 +128,7 @@ def test_dry_run_from_the_cli_is_recorded_and_changes_nothing():
     assert run.dry_run is True
     assert run.status == RunStatus.SUCCEEDED
     assert run.summary["escrows_released"] == 1
-    assert "escrows_released: 1" in output
+    assert "   Escrows released: 1" in output
     escrow.refresh_from_db()
     assert escrow.status == EscrowStatus.HOLDING
 
@@ -146,7 +151,15 @@ def test_bad_input_is_a_command_error_and_writes_nothing(args, message):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("args", "message"), BAD_INPUT)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        *BAD_INPUT,
+        pytest.param(
+            ["release_escrows", "--bogus"], "unrecognized arguments: --bogus", id="unknown-flag"
+        ),
+    ],
+)
 def test_bad_input_from_the_command_line_exits_non_zero_without_a_traceback(args, message):
     # given a due escrow that any run would release
     escrow = donation_at(at=AS_OF - HOLD - timedelta(hours=1)).escrow
@@ -154,11 +167,12 @@ def test_bad_input_from_the_command_line_exits_non_zero_without_a_traceback(args
     # when runjob runs as a process with bad input
     result = _manage("runjob", *args)
 
-    # then it exits non-zero with the message on the last line of stderr and no traceback
+    # then it exits non-zero with the message in one line of stderr and no traceback
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert message in last_line, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0], result.stderr
     assert result.stdout == ""
     # and nothing was written
     assert JobRun.objects.count() == 0
@@ -187,4 +201,7 @@ def test_a_failing_job_is_reported_in_one_line_and_recorded_with_its_traceback(
     assert run.status == RunStatus.FAILED
     assert run.error == "RuntimeError: ledger out of balance"
     assert "Traceback" in run.traceback
-    assert "   error: RuntimeError: ledger out of balance" in out.getvalue()
+    assert (
+        "   Reason: failed after 1 attempt(s): RuntimeError: ledger out of balance"
+        in out.getvalue()
+    )

@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs.actors import actor_for
+from jobs.exceptions import PermanentError
 from jobs.locks import job_lock
 from jobs.middleware import shutdown_requested
 from jobs.models import AttemptStatus, JobRun, JobRunAttempt, RunStatus
@@ -175,6 +176,49 @@ def test_a_failing_run_is_retried_then_failed_with_every_attempt_kept_and_one_al
         if r.name == "steward.jobs" and r.levelno == logging.ERROR and "Job failed" in r.message
     ]
     assert len(failures) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "error",
+    [PermanentError("this database cannot run the recompute"), OverflowError("date too far")],
+    ids=["declared-permanent", "value-out-of-range"],
+)
+def test_an_error_no_retry_can_fix_fails_the_run_at_once_with_one_alert(
+    broker, register_test_job, alert_mail, error
+):
+    # given a job whose body raises an error that retries cannot fix, with retries allowed
+    calls = []
+
+    def body(context):
+        calls.append(context.run.attempt_count)
+        raise error
+
+    spec = register_test_job(body, max_retries=2, min_backoff_ms=10)
+    actor_for(spec.name)
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        # when a worker runs it
+        run = _wait_until_finished(job_run_request(job=spec.name, trigger="cli"))
+        dead_letters = f"{broker.namespace}:{spec.queue}.XQ"
+        deadline = time.monotonic() + 10
+        while not broker.client.zcard(dead_letters) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        _stop_worker(worker)
+
+    # then its message went straight to the dead letters, no retry scheduled
+    assert broker.client.zcard(dead_letters) == 1
+    assert not broker.client.hlen(f"{broker.namespace}:{spec.queue}.DQ.msgs")
+    # and it failed after one attempt, saying why it was not retried, with one alert
+    assert calls == [1]
+    assert (run.status, run.attempt_count) == (RunStatus.FAILED, 1)
+    assert run.status_reason == (
+        f"failed on attempt 1, not retried: no retry can fix {type(error).__name__}: {error}"
+    )
+    assert run.duration_ms is not None
+    assert len(alert_mail.outbox) == 1
 
 
 @pytest.mark.django_db(transaction=True)

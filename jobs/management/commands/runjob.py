@@ -2,36 +2,58 @@
 
 import argparse
 import json
+import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from jobs.conf import conf
 from jobs.exceptions import UnknownJob
 from jobs.models import JobRun, RunStatus, Trigger
+from jobs.panels import run_summary_figures
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
 from jobs.services import job_run_request
 
 
 def parse_as_of(value: str) -> datetime:
-    """An ISO-8601 time; without an offset it is read in TIME_ZONE."""
+    """An ISO-8601 time within AS_OF_WINDOW_DAYS of now; without an offset it is read in
+    TIME_ZONE."""
+    # An argparse `type` must raise ArgumentTypeError: any other exception escapes
+    # parse_args as a traceback when the command runs from the command line.
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        # An argparse `type` must raise ArgumentTypeError: any other exception escapes
-        # parse_args as a traceback when the command runs from the command line.
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO-8601 time (e.g. 2026-11-22T09:00:00Z)"
         ) from None
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
+    window = timedelta(days=conf.AS_OF_WINDOW_DAYS)
+    if abs(parsed - timezone.now()) > window:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is more than {conf.AS_OF_WINDOW_DAYS} days from now"
+        )
     return parsed
+
+
+class _RunLogSummaries(logging.Filter):
+    """Drops the runner's summary lines while this command prints the summary itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "summary_line", False)
 
 
 class Command(BaseCommand):
     help = "Run a Steward job now, in this process (default) or on the workers (--enqueue)."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # A bad flag or value gets its one line ("runjob: error: ..."), not the usage too.
+        parser.print_usage = lambda file=None: None
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("job", nargs="?", help="Name of the job to run (see --list).")
@@ -115,12 +137,17 @@ class Command(BaseCommand):
                 return self._wait(run, timeout=options["timeout"])
             return run
         run = job_run_request(**fields, enqueue=False)
+        summaries = _RunLogSummaries()
+        runner_log = logging.getLogger("steward.jobs")
+        runner_log.addFilter(summaries)
         try:
             return job_run_execute(run_id=run.pk, final_attempt=True)
         except Exception:
             # The runner recorded the error and traceback on the run; report it in one line.
             run.refresh_from_db()
             return run
+        finally:
+            runner_log.removeFilter(summaries)
 
     def _wait(self, run: JobRun, *, timeout: float) -> JobRun:
         deadline = time.monotonic() + timeout
@@ -141,18 +168,15 @@ class Command(BaseCommand):
         if not run.is_finished:
             return
         style = self.style.SUCCESS if run.status == RunStatus.SUCCEEDED else self.style.WARNING
-        self.stdout.write(
-            style(
-                f"{run.job} run #{run.pk}: {run.status}"
-                f"{f' in {run.duration_ms}ms' if run.duration_ms is not None else ''}"
-            )
-        )
-        for key, value in run.summary.items():
-            self.stdout.write(f"   {key}: {value}")
-        if run.error:
-            self.stdout.write(f"   error: {run.error}")
+        mode = "dry run" if run.dry_run else "run"
+        took = f" in {run.duration_ms:,} ms" if run.duration_ms is not None else ""
+        self.stdout.write(style(f"{run.job} {mode} #{run.pk}: {run.status}{took}"))
+        for figure in run_summary_figures(run, detail=True):
+            self.stdout.write(f"   {figure.label}: {figure.value}")
         if run.status_reason:
-            self.stdout.write(f"   reason: {run.status_reason}")
+            self.stdout.write(f"   Reason: {run.status_reason}")
+        elif run.error:
+            self.stdout.write(f"   Error: {run.error}")
 
     def _list(self) -> None:
         specs = all_jobs()
