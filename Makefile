@@ -20,20 +20,12 @@ $(STAMP): requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	touch $(STAMP)
 
+# The launcher starts a private Redis when none answers, runs the Procfile under honcho, prints
+# where to go once everything is up, and exits 0 on Ctrl-C.
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
-	@if $(BIN)/python -m project.service_check redis --quiet; then \
-		procs="web worker scheduler"; \
-	elif command -v redis-server >/dev/null 2>&1; then \
-		echo "No Redis answers at $${REDIS_URL:-redis://127.0.0.1:6379/0}: starting a private redis-server."; \
-		procs="redis web worker scheduler"; \
-	else \
-		echo "No Redis answers at $${REDIS_URL:-redis://127.0.0.1:6379/0} and redis-server is not installed." >&2; \
-		echo "Install it (apt-get install redis-server) or point REDIS_URL at a running Redis." >&2; \
-		exit 1; \
-	fi; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho --procfile Procfile start $$procs
+	$(BIN)/python -m project.launcher
 
 test: venv
 	@DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m project.service_check postgres

@@ -1,7 +1,7 @@
 """Check that the services Steward needs answer: `python -m project.service_check redis`.
 
-Used by the Makefile so `make run` and `make test` fail fast with one clear line, and by the
-Procfile so the worker waits for the private Redis it was started with.
+Used by the Makefile so `make test` fails fast with one clear line, by `project.launcher` to
+tell whether `make run` needs a private Redis, and by the Procfile so the worker waits for it.
 """
 
 import argparse

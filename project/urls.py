@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jobs.api.metrics import metrics
@@ -7,6 +8,8 @@ from jobs.api.metrics import metrics
 handler404 = "jobs.api.exception_handlers.page_not_found_json_for_api"
 
 urlpatterns = [
+    # The landing page, and where the admin's "View site" link goes.
+    path("", RedirectView.as_view(pattern_name="dashboard"), name="home"),
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="metrics"),
     path("api/v1/", include("jobs.api.urls")),

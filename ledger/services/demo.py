@@ -1,4 +1,8 @@
-"""Deterministic demo data with work due for every ledger job, sized for benchmarks too."""
+"""Deterministic demo data with work for every ledger job, sized for benchmarks too.
+
+It starts calm: by default no escrow is past its hold, so a first `make run` raises no lag alert,
+and half of them come due over the next six hours for the hourly release_escrows to release.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from ledger.statuses import CycleStatus, EscrowStatus
 
 CHUNK = 5_000
 MIN_DONATION = 1_000
+SOON = timedelta(hours=6)
 
 
 class DemoDataExists(ConflictError):
@@ -35,12 +40,16 @@ class DemoDataExists(ConflictError):
 
 @dataclasses.dataclass(frozen=True)
 class DemoPlan:
-    """How much of each kind of work to create; fractions are of `users`."""
+    """How much of each kind of work to create; fractions are of `users`, escrow shares are of
+    the holding escrows."""
 
     users: int
     seed: int = 42
     holding_escrows: float = 1.0
-    due_escrow_share: float = 0.5
+    # Past their hold by up to two days: the lag alert fires on them (tests and benchmarks).
+    due_escrow_share: float = 0.0
+    # Coming due within SOON; the rest come due at any time within the hold.
+    soon_escrow_share: float = 0.5
     pending_matches: float = 0.5
     stale_match_share: float = 0.5
     obligated_cycles: float = 0.3
@@ -57,8 +66,8 @@ def demo_username(seed: int, index: int) -> str:
 
 @transaction.atomic
 def demo_seed(*, plan: DemoPlan, now: datetime | None = None) -> dict:
-    """Create users, wallets, deposits, escrows (some due), matches (some stale) and cycles
-    (some due within the reminder window, some overdue, some fulfilled)."""
+    """Create users, wallets, deposits, escrows (some due or coming due soon), matches (some
+    stale) and cycles (some due within the reminder window, some overdue, some fulfilled)."""
     if plan.users < 2:
         raise ValueError("demo data needs at least 2 users")
     user_model = get_user_model()
@@ -113,12 +122,12 @@ def demo_seed(*, plan: DemoPlan, now: datetime | None = None) -> dict:
         amount = min(rng.randrange(MIN_DONATION, 20_001, 100), balances[donor])
         balances[donor] -= amount
         if i < holding:
-            due = i < holding * plan.due_escrow_share
-            age = (
-                hold + timedelta(minutes=rng.randrange(1, 48 * 60))
-                if due
-                else timedelta(minutes=rng.randrange(0, int(hold.total_seconds() // 60) - 1))
-            )
+            if i < holding * plan.due_escrow_share:
+                age = hold + timedelta(minutes=rng.randrange(1, 48 * 60))
+            elif i < holding * (plan.due_escrow_share + plan.soon_escrow_share):
+                age = hold - timedelta(minutes=rng.randrange(1, int(SOON.total_seconds() // 60)))
+            else:
+                age = timedelta(minutes=rng.randrange(0, int(hold.total_seconds() // 60) - 1))
         else:
             age = (
                 hold + timedelta(days=settings.CYCLE_DUE_DAYS) - timedelta(days=rng.uniform(-5, 12))
@@ -246,6 +255,11 @@ def demo_seed(*, plan: DemoPlan, now: datetime | None = None) -> dict:
         "escrows_holding": holding,
         "escrows_due": sum(
             1 for e in escrows if e.status == EscrowStatus.HOLDING and e.hold_until <= now
+        ),
+        "escrows_due_soon": sum(
+            1
+            for e in escrows
+            if e.status == EscrowStatus.HOLDING and now < e.hold_until <= now + SOON
         ),
         "matches_pending": match_count,
         "matches_stale": sum(1 for m in matches if m.expires_at <= now),

@@ -1,5 +1,5 @@
-"""`manage.py seed_demo` and the demo data service: bad input, reseeding, determinism, and
-work due for every ledger job."""
+"""`manage.py seed_demo` and the demo data service: bad input, reseeding, determinism, work due
+for every ledger job, and a calm first start."""
 
 import subprocess
 import sys
@@ -27,6 +27,7 @@ from ledger.services.demo import DemoPlan, demo_seed
 from ledger.services.escrows import escrows_due
 from ledger.services.matches import matches_due
 from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus
+from tests.ledger.helpers import run_job
 from tests.workers import subprocess_env
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -233,8 +234,11 @@ def test_each_of_two_seeds_has_work_due_for_every_ledger_job():
         matches = Match.objects.filter(**{f"donor__{k}": v for k, v in users.items()})
         cycles = DonationCycle.objects.filter(**{f"wallet__{k}": v for k, v in users.items()})
 
-        # then each job has work due, next to work that is not due yet
-        assert escrows_due(as_of=now).filter(pk__in=escrows).exists(), seed
+        # then each job has work due, next to work that is not due yet; escrows come due
+        # within the hour instead of being overdue already, which would raise a lag alert
+        assert not escrows_due(as_of=now).filter(pk__in=escrows).exists(), seed
+        in_an_hour = now + timedelta(hours=1)
+        assert escrows_due(as_of=in_an_hour).filter(pk__in=escrows).exists(), seed
         assert escrows.filter(status=EscrowStatus.HOLDING, hold_until__gt=now).exists(), seed
         assert matches_due(as_of=now).filter(pk__in=matches).exists(), seed
         assert matches.filter(status=MatchStatus.PENDING, expires_at__gt=now).exists(), seed
@@ -243,3 +247,23 @@ def test_each_of_two_seeds_has_work_due_for_every_ledger_job():
         assert cycles.filter(
             status=CycleStatus.OBLIGATED, due_at__gt=now + timedelta(days=7)
         ).exists(), seed
+
+
+@pytest.mark.django_db
+def test_a_first_start_raises_no_lag_alert_and_the_hourly_release_has_work():
+    # given the default demo data, as `make run` seeds it
+    _seed_demo()
+    now = timezone.now()
+
+    # when the lag monitor runs at once and an hour later, just before the hourly release
+    at_start = run_job("monitor_business_lag", as_of=now).summary
+    before_release = run_job("monitor_business_lag", as_of=now + timedelta(hours=1)).summary
+    release = run_job("release_escrows", as_of=now + timedelta(hours=1)).summary
+
+    # then nothing is overdue at first, nothing waits long enough to alert, and the release
+    # has escrows to release
+    assert at_start["overdue_count"] == 0
+    assert before_release["overdue_count"] > 0
+    assert before_release["oldest_overdue_seconds"] <= 3600
+    assert not at_start["alerted"] and not before_release["alerted"]
+    assert release["escrows_released"] == before_release["overdue_count"]

@@ -1,4 +1,4 @@
-"""Create deterministic demo data with work due for every job."""
+"""Create deterministic demo data with work for every job, none of it overdue enough to alert."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
