@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench.drift",
     "bench.notifications",
     "bench.engine_overhead",
+    "bench.pages",
 ]
 
 

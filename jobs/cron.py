@@ -3,15 +3,23 @@ the spec in words for the common shapes (anything else is shown as the raw spec)
 
 periodiq accepts out-of-range values such as minute 61 without a word, and never fires Sunday
 written as `0`, `sun` or `@weekly` (its weekday check uses ISO numbers, where Sunday is 7).
+
+Slots come from cronsim, walking the wall clock of TIME_ZONE from one firing to the next (not
+minute by minute), each confirmed by periodiq's own check: a slot is a minute at which
+periodiq, waking every minute and reading the clock, would fire the job. An hour the clock
+skips has no slots; an hour it repeats has them twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-import pendulum
+from cronsim import CronSim, CronSimError
 from django.conf import settings
 from periodiq import CronSpec
 
@@ -77,32 +85,138 @@ def validate_cron(spec: str) -> str:
     return text
 
 
-def _local(moment: datetime) -> pendulum.DateTime:
-    return pendulum.instance(moment).in_timezone(settings.TIME_ZONE)
+# A wall-clock time at most this much earlier than a moment's can still come after it: a
+# clock set back (no zone sets it back by more than two hours).
+SET_BACK_HORIZON = timedelta(hours=3)
+SET_BACK_PROBES = 6
+# `next_slots` looks this far ahead at most (a spec that never fires gives nothing).
+LOOKAHEAD = timedelta(days=1_100)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    """A valid spec as periodiq reads it, and the expression cronsim walks: a superset of
+    periodiq's matches, each of which `periodiq.validate` then confirms."""
+
+    periodiq: CronSpec
+    expression: str | None  # None: the spec never fires
+
+
+def _listed(values: list[int], size: int) -> str:
+    return "*" if len(values) >= size else ",".join(str(value) for value in values)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(spec: str) -> _Compiled:
+    """Each field as periodiq expands it (so `5/10` is minute 5 alone, as periodiq reads it),
+    written `*` when it allows every value and as a list otherwise.
+
+    periodiq matches the day of month OR the day of week when both are restricted (fewer than
+    31 days, fewer than 7 weekdays), else both; cronsim ORs them unless one starts with `*`,
+    so a field periodiq deems unrestricted is written `*`. periodiq compares the day of week
+    with ISO numbers, so a 0 that `*` or a step expands to never matches and is dropped."""
+    cron = CronSpec.parse(validate_cron(spec))
+    weekdays = [value for value in cron.dow if 1 <= value <= 7]
+    either = cron.is_dom_restricted and cron.is_dow_restricted
+    if not weekdays and not either:
+        return _Compiled(cron, None)
+    day = _listed(cron.dom, 31) if cron.is_dom_restricted else "*"
+    weekday = "*" if not weekdays or len(weekdays) == 7 else ",".join(map(str, weekdays))
+    expression = " ".join(
+        [_listed(cron.minute, 60), _listed(cron.hour, 24), day, _listed(cron.month, 12), weekday]
+    )
+    return _Compiled(cron, expression)
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _walls(spec: str, after: datetime) -> Iterator[datetime]:
+    """The wall-clock minutes (naive) after `after` (naive) that the spec fires at."""
+    compiled = _compile(spec)
+    if compiled.expression is None:
+        return
+    try:
+        walls = CronSim(compiled.expression, after)
+    except CronSimError:  # e.g. "0 0 31 2 *": no month has such a day
+        return
+    for wall in walls:
+        if compiled.periodiq.validate(wall):
+            yield wall
+
+
+def _instants(wall: datetime, zone: ZoneInfo) -> list[datetime]:
+    """The instants (UTC) whose clock in `zone` reads `wall`: none in the hour a clock skips,
+    two in the hour it repeats, as periodiq, which wakes every minute and reads the clock."""
+    if zone.key == "UTC":
+        return [wall.replace(tzinfo=UTC)]
+    found: list[datetime] = []
+    for fold in (0, 1):
+        instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == wall and instant not in found:
+            found.append(instant)
+    return found
+
+
+def _search_start(moment: datetime, zone: ZoneInfo) -> datetime:
+    """The wall clock (naive) to search from for slots after `moment`: its own, less what
+    the clock is set back by in the next hours (the repeated wall times come later)."""
+    local = moment.astimezone(zone)
+    offset = local.utcoffset()
+    later = min(
+        (moment + SET_BACK_HORIZON * step / SET_BACK_PROBES).astimezone(zone).utcoffset()
+        for step in range(1, SET_BACK_PROBES + 1)
+    )
+    return local.replace(tzinfo=None) - max(timedelta(0), offset - later)
 
 
 def slots_between(spec: str, start: datetime, end: datetime) -> Iterator[datetime]:
     """Every slot the spec fires in (start, end], evaluated in TIME_ZONE like periodiq, in UTC."""
-    cron = CronSpec.parse(validate_cron(spec))
-    moment = _local(start)
-    limit = _local(end)
-    while True:
-        moment = cron.next_valid_date(moment)
-        if moment > limit:
-            return
-        if cron.validate(moment):
-            yield _utc(moment)
+    zone = _zone()
+    start, end = _as_utc(start), _as_utc(end)
+    found: list[datetime] = []
+    for wall in _walls(spec, _search_start(start, zone)):
+        instants = _instants(wall, zone)
+        if not instants:
+            continue
+        # The earliest instant of each later wall time is later still: past `end`, stop.
+        if instants[0] > end:
+            break
+        found.extend(instant for instant in instants if start < instant <= end)
+    yield from sorted(found)
 
 
 def next_slots(spec: str, after: datetime, count: int) -> list[datetime]:
     """The next `count` slots after `after`, in UTC."""
+    if count <= 0:
+        return []
+    after = _as_utc(after)
+    # Slots fall on whole minutes, so every moment of a minute has the same next slots: the
+    # answer is kept per minute (the dashboard asks for every job at every refresh).
+    minute = after.replace(second=0, microsecond=0)
+    return list(_next_slots(spec, minute, count, settings.TIME_ZONE))
+
+
+@functools.lru_cache(maxsize=1_024)
+def _next_slots(spec: str, after: datetime, count: int, zone_name: str) -> tuple[datetime, ...]:
+    zone = ZoneInfo(zone_name)
+    origin = _search_start(after, zone)
     found: list[datetime] = []
-    window = timedelta(days=1)
-    start = after
-    while len(found) < count and window <= timedelta(days=800):
-        found.extend(slots_between(spec, start, start + window))
-        start, window = start + window, window * 2
-    return found[:count]
+    for wall in _walls(spec, origin):
+        if wall - origin > LOOKAHEAD:
+            break
+        instants = _instants(wall, zone)
+        if not instants:
+            continue
+        if len(found) >= count and instants[0] > sorted(found)[count - 1]:
+            break
+        found.extend(instant for instant in instants if instant > after)
+    return tuple(sorted(found)[:count])
 
 
 def _utc(moment: datetime) -> datetime:

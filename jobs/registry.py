@@ -25,6 +25,12 @@ class JobSpec:
     max_retries: int | None = None
     min_backoff_ms: int | None = None
     time_limit_ms: int | None = None
+    # Summary keys holding amounts of money in minor units: operators read them with the
+    # currency ("₦10,307.00"), not as bare numbers.
+    money_keys: tuple[str, ...] = ()
+    # Summary keys counting the work done, when not every number in the summary does (a
+    # threshold, say): a run whose work keys are all zero logs one line, "nothing to do".
+    work_keys: tuple[str, ...] = ()
 
     @property
     def actor_name(self) -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from jobs.conf import conf
 from jobs.cron import cron_in_words, next_slots, slots_between
 from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus
-from jobs.registry import all_jobs, get_job
+from jobs.registry import JobSpec, all_jobs, get_job
 
 
 def job_state(*, job: str) -> JobState:
@@ -69,6 +72,19 @@ class JobStats:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunPoint:
+    """One finished run as a chart draws it."""
+
+    pk: int
+    status: str
+    duration_ms: int | None
+
+
+# The overview keeps this many of the latest finished runs for the dashboard's chart.
+RECENT_POINTS = 30
+
+
+@dataclasses.dataclass(frozen=True)
 class JobOverview:
     name: str
     description: str
@@ -80,6 +96,8 @@ class JobOverview:
     last_run: JobRun | None
     last_finished_run: JobRun | None
     stats: JobStats
+    # The latest finished runs counted in `stats`, newest first (at most RECENT_POINTS).
+    recent_finished: tuple[RunPoint, ...]
 
 
 def _percentile(ordered: list[int], fraction: float) -> int | None:
@@ -97,14 +115,14 @@ def success_rate(*, succeeded: int, worked: int) -> float | None:
     return round(100 * succeeded / worked, 2) if worked else None
 
 
-def job_stats(*, job: str) -> JobStats:
-    sample = list(
-        JobRun.objects.filter(
-            job=job, status__in=FINISHED_STATUSES, parent__isnull=True, dry_run=False
-        )
-        .order_by("-id")
-        .values_list("status", "duration_ms")[:STATS_SAMPLE_SIZE]
-    )
+def _stats_sample(job: str) -> QuerySet[JobRun]:
+    """The runs statistics look at: the latest finished top-level runs that did not dry-run."""
+    return JobRun.objects.filter(
+        job=job, status__in=FINISHED_STATUSES, parent__isnull=True, dry_run=False
+    ).order_by("-id")[:STATS_SAMPLE_SIZE]
+
+
+def _stats_of(sample: list[tuple[str, int | None]]) -> JobStats:
     counts = {status: 0 for status in RunStatus}
     for status, _ in sample:
         counts[status] += 1
@@ -124,25 +142,127 @@ def job_stats(*, job: str) -> JobStats:
     )
 
 
+def job_stats(*, job: str) -> JobStats:
+    return _stats_of(list(_stats_sample(job).values_list("status", "duration_ms")))
+
+
+OVERVIEW_KINDS = ("last", "sample")
+
+
+def _overview_parts(job: str) -> dict[str, QuerySet[JobRun]]:
+    """What an overview reads of a job's runs: its latest top-level run, its stats sample."""
+    top_level = JobRun.objects.filter(job=job, parent__isnull=True).order_by("-id")
+    return {"last": top_level[:1], "sample": _stats_sample(job)}
+
+
+@functools.lru_cache(maxsize=16)
+def _overview_statement(jobs: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
+    """One statement reading every job's `_overview_parts`: the parts' own statements joined
+    by UNION ALL, each in a subquery so it keeps its ORDER BY, LIMIT and index (PostgreSQL and
+    SQLite both allow that), each row tagged with its part's number (job index * 2 + kind).
+    Compiled once per set of jobs: compiling two dozen querysets costs more than running
+    them."""
+    statements, params = [], []
+    for index, (job, kind) in enumerate(itertools.product(jobs, OVERVIEW_KINDS)):
+        queryset = _overview_parts(job)[kind].values_list("id", "status", "duration_ms")
+        sql, part_params = queryset.query.sql_with_params()
+        statements.append(f"SELECT {index} AS part, part_{index}.* FROM ({sql}) AS part_{index}")
+        params.extend(part_params)
+    return " UNION ALL ".join(statements), tuple(params)
+
+
+# PostgreSQL reads every job's parts with one LATERAL subquery per kind, planned once, rather
+# than two per job as in the UNION ALL statement other databases get (whose planning grows with
+# the number of jobs).
+OVERVIEW_LATERAL_SQL = """
+SELECT jobs.job, 0, part.id, part.status, part.duration_ms
+FROM unnest(%(jobs)s::text[]) AS jobs (job)
+CROSS JOIN LATERAL (
+    SELECT id, status, duration_ms FROM {table}
+    WHERE job = jobs.job AND parent_id IS NULL ORDER BY id DESC LIMIT 1
+) AS part
+UNION ALL
+SELECT jobs.job, 1, part.id, part.status, part.duration_ms
+FROM unnest(%(jobs)s::text[]) AS jobs (job)
+CROSS JOIN LATERAL (
+    SELECT id, status, duration_ms FROM {table}
+    WHERE job = jobs.job AND parent_id IS NULL AND NOT dry_run AND status = ANY(%(finished)s)
+    ORDER BY id DESC LIMIT %(sample)s
+) AS part
+"""
+
+
+def _overview_rows(
+    jobs: tuple[str, ...], *, lateral: bool | None = None
+) -> dict[tuple[str, str], list[tuple]]:
+    """Every job's (id, status, duration_ms) rows of each part, newest first, in one query
+    (`lateral`: PostgreSQL's statement; by default on PostgreSQL)."""
+    keys = list(itertools.product(jobs, OVERVIEW_KINDS))
+    found: dict[tuple[str, str], list[tuple]] = {key: [] for key in keys}
+    if not jobs:
+        return found
+    if lateral is None:
+        lateral = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if lateral:
+            cursor.execute(
+                OVERVIEW_LATERAL_SQL.format(table=connection.ops.quote_name(JobRun._meta.db_table)),
+                {
+                    "jobs": list(jobs),
+                    "finished": sorted(FINISHED_STATUSES),
+                    "sample": STATS_SAMPLE_SIZE,
+                },
+            )
+            for row in cursor.fetchall():
+                found[row[0], OVERVIEW_KINDS[row[1]]].append(row[2:])
+        else:
+            sql, params = _overview_statement(jobs, connection.vendor)
+            cursor.execute(sql, params)
+            for row in cursor.fetchall():
+                found[keys[row[0]]].append(row[1:])
+    for rows in found.values():
+        rows.sort(reverse=True)  # by id: a UNION does not promise its parts' order
+    return found
+
+
+def _overviews(
+    specs: list[JobSpec], *, now: datetime, states: dict[str, JobState]
+) -> list[JobOverview]:
+    """The overviews of `specs` (their states given) in two queries however many they are:
+    every job's latest run and statistics sample in one, the runs shown in full in the other.
+    """
+    rows = _overview_rows(tuple(spec.name for spec in specs))
+    shown = {listed[0][0] for listed in rows.values() if listed}
+    runs = JobRun.objects.in_bulk(shown) if shown else {}
+    overviews = []
+    for spec in specs:
+        last = rows[spec.name, "last"]
+        sample = rows[spec.name, "sample"]
+        overviews.append(
+            JobOverview(
+                name=spec.name,
+                description=spec.description,
+                cron=spec.cron,
+                schedule=cron_in_words(spec.cron),
+                queue=spec.queue,
+                next_runs=next_slots(spec.cron, now, 3),
+                state=states.get(spec.name) or JobState(job=spec.name),
+                last_run=runs.get(last[0][0]) if last else None,
+                last_finished_run=runs.get(sample[0][0]) if sample else None,
+                stats=_stats_of([(status, duration) for _, status, duration in sample]),
+                recent_finished=tuple(RunPoint(*row) for row in sample[:RECENT_POINTS]),
+            )
+        )
+    return overviews
+
+
 def job_overview(
     *, job: str, now: datetime | None = None, state: JobState | None = None
 ) -> JobOverview:
     """Everything an operator sees about one job; raises UnknownJob."""
     spec = get_job(job)
-    now = now or timezone.now()
-    top_level = JobRun.objects.filter(job=job, parent__isnull=True).order_by("-id")
-    return JobOverview(
-        name=spec.name,
-        description=spec.description,
-        cron=spec.cron,
-        schedule=cron_in_words(spec.cron),
-        queue=spec.queue,
-        next_runs=next_slots(spec.cron, now, 3),
-        state=state or job_state(job=job),
-        last_run=top_level.first(),
-        last_finished_run=top_level.filter(status__in=FINISHED_STATUSES, dry_run=False).first(),
-        stats=job_stats(job=job),
-    )
+    state = state or job_state(job=job)
+    return _overviews([spec], now=now or timezone.now(), states={job: state})[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,12 +282,9 @@ def job_detail(*, job: str, now: datetime | None = None) -> JobDetail:
 
 
 def job_overviews(*, now: datetime | None = None) -> list[JobOverview]:
-    now = now or timezone.now()
+    """Every registered job's overview, in catalog order, in three queries."""
     states = JobState.objects.in_bulk()
-    return [
-        job_overview(job=spec.name, now=now, state=states.get(spec.name, JobState(job=spec.name)))
-        for spec in all_jobs()
-    ]
+    return _overviews(all_jobs(), now=now or timezone.now(), states=states)
 
 
 def job_recent_runs(*, job: str, limit: int = 20) -> list[JobRun]:
@@ -239,5 +356,8 @@ def job_recent_finished_runs(
 
 
 def job_recent_failures(*, limit: int = 10) -> QuerySet[JobRun]:
-    failures = JobRun.objects.filter(status__in=(RunStatus.FAILED, RunStatus.PARTIAL))
+    """Failed and partial runs, newest first; dry runs changed nothing, so they are left out."""
+    failures = JobRun.objects.filter(
+        status__in=(RunStatus.FAILED, RunStatus.PARTIAL), dry_run=False
+    )
     return failures.order_by("-id")[:limit]

@@ -3,7 +3,14 @@ action on prize pools."""
 
 from django.contrib import admin
 
-from jobs.admin.tools import JobPermissions, ReadOnlyAdmin, enqueue_job_action
+from jobs.admin.tools import (
+    JobPermissions,
+    MoneyFieldsAdmin,
+    ReadOnlyAdmin,
+    enqueue_job_action,
+    money_display,
+    status_badge,
+)
 from leaderboard.models import (
     ArchivedScore,
     Boost,
@@ -64,14 +71,16 @@ class ArchivedScoreAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PrizePool)
-class PrizePoolAdmin(JobPermissions, ReadOnlyAdmin):
+class PrizePoolAdmin(JobPermissions, MoneyFieldsAdmin, ReadOnlyAdmin):
+    money_fields = ("amount",)
+    amount_text = money_display("amount")
     list_display = (
         "id",
         "game",
         "period",
         "period_start",
-        "amount",
-        "status",
+        "amount_text",
+        "status_text",
         "winner",
         "winning_score",
         "finalized_at",
@@ -81,6 +90,10 @@ class PrizePoolAdmin(JobPermissions, ReadOnlyAdmin):
     date_hierarchy = "period_start"
     list_select_related = ("winner", "finalized_by_run")
     actions = ["finalize_ended_pools"]
+
+    @admin.display(description="status", ordering="status")
+    def status_text(self, pool: PrizePool):
+        return status_badge(pool.status, pool.get_status_display())
 
     @admin.action(description="Finalize ended pools now", permissions=["trigger"])
     def finalize_ended_pools(self, request, queryset):

@@ -119,6 +119,7 @@ def register_leaderboard_jobs() -> None:
             body=finalize_prize_pools,
             cron="0 0 * * *",
             queue="money",
+            money_keys=("prize_paid",),
             description="Finalize every ended open prize pool (daily, and weekly once the ISO "
             "week ended): pay the top score by transfer, or no_winner; one game's failure "
             "leaves the others going and ends the run partial.",

@@ -3,13 +3,27 @@ transition; the one action runs the release job the schedule would run."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from jobs.admin.tools import JobPermissions, ReadOnlyAdmin, enqueue_job_action
+from jobs.admin.tools import (
+    JobPermissions,
+    MoneyFieldsAdmin,
+    ReadOnlyAdmin,
+    enqueue_job_action,
+    money_display,
+    nowrap,
+    status_badge,
+)
+from jobs.panels import money_text
 from ledger.models import (
+    Asset,
     Donation,
     DonationCycle,
     Escrow,
@@ -25,14 +39,33 @@ from ledger.statuses import EscrowStatus
 WALLET_TRANSFERS_SHOWN = 50
 
 
+def _minute(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def asset_amount(amount: int, asset: str) -> str:
+    """Money with the currency, Charity Coins counted: "₦1,234.56", "1,500 coins"."""
+    return money_text(amount) if asset == Asset.MONEY else f"{amount:,} coins"
+
+
+class LedgerAdmin(MoneyFieldsAdmin, ReadOnlyAdmin):
+    """Read-only, amounts in kobo shown with the currency in the list and on the page."""
+
+    money_fields = ("amount",)
+    amount_text = money_display("amount")
+
+
 @admin.register(Wallet)
-class WalletAdmin(ReadOnlyAdmin):
+class WalletAdmin(LedgerAdmin):
+    money_fields = ("spendable_balance", "receivable_balance")
+    spendable_balance_text = money_display("spendable_balance", "spendable")
+    receivable_balance_text = money_display("receivable_balance", "receivable")
     list_display = (
         "id",
         "user",
-        "spendable_balance",
-        "receivable_balance",
-        "charity_coins",
+        "spendable_balance_text",
+        "receivable_balance_text",
+        "coins",
         "trust_score",
         "created_at",
     )
@@ -42,11 +75,15 @@ class WalletAdmin(ReadOnlyAdmin):
         "user",
         "spendable_balance",
         "receivable_balance",
-        "charity_coins",
+        "coins",
         "trust_score",
         "created_at",
         "transfers",
     )
+
+    @admin.display(description="charity coins", ordering="charity_coins")
+    def coins(self, wallet: Wallet):
+        return nowrap(f"{wallet.charity_coins:,}")
 
     @admin.display(description=f"latest {WALLET_TRANSFERS_SHOWN} transfers")
     def transfers(self, wallet: Wallet):
@@ -65,8 +102,8 @@ class WalletAdmin(ReadOnlyAdmin):
                 (
                     timezone.localtime(row.created_at).strftime("%Y-%m-%d %H:%M"),
                     row.get_kind_display(),
-                    row.amount,
-                    row.asset,
+                    nowrap(asset_amount(row.amount, row.asset)),
+                    row.get_asset_display(),
                     row.debit_account,
                     row.credit_account,
                 )
@@ -82,20 +119,36 @@ class WalletAdmin(ReadOnlyAdmin):
 
 @admin.register(SystemAccount)
 class SystemAccountAdmin(ReadOnlyAdmin):
-    list_display = ("code", "asset", "balance", "allow_negative")
+    list_display = ("code", "asset", "balance_text", "allow_negative")
+
+    @admin.display(description="balance", ordering="balance")
+    def balance_text(self, account: SystemAccount):
+        return nowrap(asset_amount(account.balance, account.asset))
 
 
 @admin.register(Donation)
-class DonationAdmin(ReadOnlyAdmin):
-    list_display = ("reference", "donor", "recipient", "amount", "created_at")
+class DonationAdmin(LedgerAdmin):
+    list_display = ("reference", "donor", "recipient", "amount_text", "created_at")
     search_fields = ("reference",)
     date_hierarchy = "created_at"
 
 
 @admin.register(Match)
-class MatchAdmin(ReadOnlyAdmin):
-    list_display = ("id", "donor", "recipient", "amount", "status", "created_at", "expires_at")
+class MatchAdmin(LedgerAdmin):
+    list_display = (
+        "id",
+        "donor",
+        "recipient",
+        "amount_text",
+        "status_text",
+        "created_at",
+        "expires_at",
+    )
     list_filter = ("status",)
+
+    @admin.display(description="status", ordering="status")
+    def status_text(self, match: Match):
+        return status_badge(match.status, match.get_status_display())
 
 
 class DueFilter(admin.SimpleListFilter):
@@ -115,20 +168,46 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Escrow)
-class EscrowAdmin(JobPermissions, ReadOnlyAdmin):
+class EscrowAdmin(JobPermissions, LedgerAdmin):
     list_display = (
         "id",
         "donation",
         "recipient",
-        "amount",
-        "status",
-        "hold_until",
-        "released_at",
-        "released_by_run",
+        "amount_text",
+        "status_text",
+        "timing",
     )
     list_filter = ("status", DueFilter)
+    list_select_related = ("donation", "recipient")
     search_fields = ("=id", "donation__reference")
     actions = ["release_due_escrows"]
+
+    @admin.display(description="status", ordering="status")
+    def status_text(self, escrow: Escrow):
+        """Holding past its hold: "due" for the next release run, "overdue" (red) once it
+        waits longer than ESCROW_LAG_ALERT_MINUTES, when the lag monitor alerts."""
+        now = timezone.now()
+        if escrow.status == EscrowStatus.HOLDING and escrow.hold_until <= now:
+            alert_after = timedelta(minutes=settings.ESCROW_LAG_ALERT_MINUTES)
+            if now - escrow.hold_until > alert_after:
+                return status_badge("failed", "overdue")
+            return status_badge("partial", "due")
+        return status_badge(escrow.status, escrow.get_status_display())
+
+    @admin.display(description="hold ends / released", ordering="hold_until")
+    def timing(self, escrow: Escrow):
+        """When the hold ends while holding; when, and by which run, once released."""
+        if escrow.released_at is None:
+            return nowrap(_minute(escrow.hold_until))
+        if escrow.released_by_run_id is None:
+            return format_html("released {}", nowrap(_minute(escrow.released_at)))
+        url = reverse("admin:jobs_jobrun_change", args=[escrow.released_by_run_id])
+        return format_html(
+            'released {} by <a href="{}">run #{}</a>',
+            nowrap(_minute(escrow.released_at)),
+            url,
+            escrow.released_by_run_id,
+        )
 
     @admin.action(description="Release due escrows now", permissions=["trigger"])
     def release_due_escrows(self, request, queryset):
@@ -138,18 +217,23 @@ class EscrowAdmin(JobPermissions, ReadOnlyAdmin):
 
 
 @admin.register(DonationCycle)
-class DonationCycleAdmin(ReadOnlyAdmin):
-    list_display = ("id", "wallet", "amount", "status", "due_at", "reminded_at")
+class DonationCycleAdmin(LedgerAdmin):
+    list_display = ("id", "wallet", "amount_text", "status_text", "due_at", "reminded_at")
     list_filter = ("status",)
+
+    @admin.display(description="status", ordering="status")
+    def status_text(self, cycle: DonationCycle):
+        return status_badge(cycle.status, cycle.get_status_display())
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(MoneyFieldsAdmin, ReadOnlyAdmin):
+    money_fields = ("amount",)
     list_display = (
         "reference",
         "kind",
         "asset",
-        "amount",
+        "amount_text",
         "debit_account",
         "credit_account",
         "job_run",
@@ -157,6 +241,10 @@ class TransferAdmin(ReadOnlyAdmin):
     )
     list_filter = ("kind", "asset")
     search_fields = ("reference", "debit_account", "credit_account")
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_text(self, transfer: Transfer):
+        return nowrap(asset_amount(transfer.amount, transfer.asset))
 
 
 @admin.register(Notification)

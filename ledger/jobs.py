@@ -8,7 +8,7 @@ from jobs.alerts import alert_send
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
 from jobs.selectors import job_run_finished_since
-from ledger.selectors import escrow_release_lag
+from ledger.selectors import escrow_release_lag, money_text
 from ledger.services.cycles import cycles_remind_and_default, cycles_remind_and_default_preview
 from ledger.services.delivery import (
     notifications_deliver_due,
@@ -25,7 +25,8 @@ LAG_REALERT_AFTER = timedelta(hours=1)
 def release_escrows(context: JobContext) -> dict:
     due_rows = escrows_due(as_of=context.as_of, pk_range=context.pk_range)
     due = due_rows.count()
-    context.log.info("Found %s escrows ready for release", f"{due:,}")
+    if due:
+        context.log.info("Found %s escrows ready for release", f"{due:,}")
     if context.dry_run:
         preview = escrows_release_preview(as_of=context.as_of, pk_range=context.pk_range)
         return {"dry_run": True, **preview}
@@ -38,9 +39,11 @@ def release_escrows(context: JobContext) -> dict:
         on_progress=lambda done: context.progress(done=done, total=due, what="escrows"),
         pk_range=context.pk_range,
     )
-    context.log.info(
-        "Escrow release job completed. Processed %s escrows.", f"{summary['escrows_released']:,}"
-    )
+    if due:
+        context.log.info(
+            "Escrow release job completed. Processed %s escrows.",
+            f"{summary['escrows_released']:,}",
+        )
     if failed := summary.get("escrows_failed"):
         ids = ", ".join(str(row["escrow_id"]) for row in summary["failed_escrows"])
         context.mark_partial(f"{failed} escrows could not be released (ids {ids})")
@@ -55,7 +58,8 @@ def expire_matches(context: JobContext) -> dict:
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=None, what="matches"),
     )
-    context.log.info("Expired %s matches", f"{summary['matches_expired']:,}")
+    if summary["matches_expired"]:
+        context.log.info("Expired %s matches", f"{summary['matches_expired']:,}")
     return summary
 
 
@@ -82,12 +86,13 @@ def deliver_notifications(context: JobContext) -> dict:
         on_progress=lambda done: context.progress(done=done, total=None, what="notifications"),
         pk_range=context.pk_range,
     )
-    context.log.info(
-        "Delivered %s notifications (%s retrying, %s failed)",
-        f"{summary['sent']:,}",
-        summary["retry_scheduled"],
-        summary["failed"],
-    )
+    if summary["sent"] or summary["retry_scheduled"] or summary["failed"]:
+        context.log.info(
+            "Delivered %s notifications (%s retrying, %s failed)",
+            f"{summary['sent']:,}",
+            summary["retry_scheduled"],
+            summary["failed"],
+        )
     return summary
 
 
@@ -126,16 +131,17 @@ def monitor_business_lag(context: JobContext) -> dict:
     )
     if lagging:
         context.log.warning(
-            "%s escrows overdue for release (%s kobo), the oldest by %.0f minutes",
+            "%s escrows overdue for release (%s), the oldest by %.0f minutes",
             f"{lag.overdue_count:,}",
-            f"{lag.overdue_amount:,}",
+            money_text(lag.overdue_amount),
             lag.oldest_overdue_seconds / 60,
         )
     if alert:
         alert_send(
-            subject=f"[Steward] {lag.overdue_count} escrows overdue for release",
+            subject=f"[Steward] {lag.overdue_count:,} escrows overdue for release",
             message=(
-                f"{lag.overdue_count} escrows ({lag.overdue_amount} kobo) are past their hold; "
+                f"{lag.overdue_count:,} escrows ({money_text(lag.overdue_amount)}) are past "
+                "their hold; "
                 f"the oldest by {lag.oldest_overdue_seconds / 60:.0f} minutes (threshold "
                 f"{settings.ESCROW_LAG_ALERT_MINUTES}). Check the workers and release_escrows."
             ),
@@ -151,6 +157,7 @@ def register_ledger_jobs() -> None:
             body=release_escrows,
             cron="0 * * * *",
             queue="money",
+            money_keys=("amount_released",),
             description="Release escrows whose 48-hour hold has ended: receivable to "
             "spendable, cycle obligated, donor +50 Charity Coins, both notified.",
         )
@@ -160,6 +167,7 @@ def register_ledger_jobs() -> None:
             name="expire_matches",
             body=expire_matches,
             cron="0 */6 * * *",
+            money_keys=("amount_unmatched",),
             description="Expire pending matches not accepted within 24 hours; notify the donor.",
         )
     )
@@ -177,6 +185,8 @@ def register_ledger_jobs() -> None:
             name="monitor_business_lag",
             body=monitor_business_lag,
             cron="*/5 * * * *",
+            money_keys=("overdue_amount",),
+            work_keys=("lagging",),
             description="Alert when escrows are overdue for release by more than "
             "ESCROW_LAG_ALERT_MINUTES (re-alerting at most hourly).",
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Count, Min, Sum
 
 from jobs.panels import Figure, Panel, duration_words
+from jobs.panels import money_text as engine_money_text
 from ledger.models import Escrow
 from ledger.statuses import EscrowStatus
 
@@ -37,21 +39,24 @@ def escrow_release_lag(*, as_of: datetime) -> EscrowLag:
 
 
 def money_text(amount: int) -> str:
-    """Kobo as a person reads naira: 123456 -> "₦1,234.56"."""
-    sign = "-" if amount < 0 else ""
-    naira, kobo = divmod(abs(amount), 100)
-    return f"{sign}₦{naira:,}.{kobo:02d}"
+    """Kobo as a person reads naira: 123456 -> "₦1,234.56" (the engine's formatter, so run
+    summaries and the ledger's own pages read alike)."""
+    return engine_money_text(amount)
 
 
 def escrow_release_lag_panel(*, as_of: datetime) -> Panel:
-    """The dashboard's business-lag panel: escrows past their hold, and how long they wait."""
+    """The dashboard's business-lag panel: escrows past their hold, and how long they wait;
+    alarming once the oldest waits past ESCROW_LAG_ALERT_MINUTES, as monitor_business_lag
+    alerts."""
     lag = escrow_release_lag(as_of=as_of)
+    threshold = settings.ESCROW_LAG_ALERT_MINUTES * 60
     return Panel(
         title="Escrows overdue for release",
         figures=[
             Figure(f"{lag.overdue_count:,}", "escrows overdue for release"),
             Figure(money_text(lag.overdue_amount), "waiting for release"),
             Figure(duration_words(lag.oldest_overdue_seconds), "oldest overdue by"),
+            Figure(duration_words(threshold), "alert threshold"),
         ],
-        alarming=lag.overdue_count > 0,
+        alarming=lag.oldest_overdue_seconds > threshold,
     )

@@ -3,31 +3,78 @@ who asked, and calls the same service as the API and the dashboard."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from jobs.admin.tools import JobPermissions, ReadOnlyAdmin, with_reason
+from jobs.admin.tools import (
+    JobPermissions,
+    ReadOnlyAdmin,
+    dry_run_mark,
+    nowrap,
+    status_badge,
+    with_reason,
+)
 from jobs.cron import cron_in_words, next_slots
 from jobs.exceptions import VIEW_RUNS_PERMISSION
 from jobs.models import JobRun, JobRunAttempt, JobState, RunStatus, Trigger
+from jobs.panels import run_summary_figures
 from jobs.registry import all_jobs, get_job
 from jobs.scheduling import job_pause, job_resume
 from jobs.selectors import job_last_finished_run
 from jobs.services import job_run_request, job_states_ensure
 
+WHEN = "%Y-%m-%d %H:%M:%S"
+PRE = "<pre style='white-space: pre-wrap'>{}</pre>"
+
 
 def _pre(text: str):
-    return format_html("<pre style='white-space: pre-wrap'>{}</pre>", text) if text else "—"
+    return format_html(PRE, text) if text else "—"
+
+
+def _when(moment) -> str:
+    return timezone.localtime(moment).strftime(WHEN) if moment else "—"
+
+
+def _collapsed(summary: str, text: str):
+    """`text` folded under a one-line `summary`: long tracebacks stay out of the way."""
+    if not text:
+        return "—"
+    lines = text.count("\n") + 1
+    return format_html(
+        "<details><summary style='cursor:pointer'>{} <span style='color:#6e7781'>({} lines)"
+        "</span></summary>" + PRE + "</details>",
+        summary,
+        lines,
+        text,
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:160] if lines else ""
 
 
 class JobRunAttemptInline(admin.TabularInline):
     model = JobRunAttempt
     extra = 0
     can_delete = False
-    fields = ("number", "status", "started_at", "finished_at", "worker", "message_id", "error_text")
+    fields = (
+        "number",
+        "status_text",
+        "started",
+        "finished",
+        "worker_text",
+        "message_id",
+        "error_text",
+    )
     readonly_fields = fields
+    verbose_name = "attempt"
+    # Django's tabular inline, without the "attempt 1 of run #4" line above every row.
+    template = "admin/steward/attempts_inline.html"
 
     def has_view_permission(self, request, obj=None) -> bool:
         # Attempts are part of their run: whoever may see the run sees them.
@@ -39,42 +86,56 @@ class JobRunAttemptInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="error and traceback")
+    @admin.display(description="status")
+    def status_text(self, attempt: JobRunAttempt):
+        return status_badge(attempt.status)
+
+    @admin.display(description="started")
+    def started(self, attempt: JobRunAttempt):
+        return nowrap(_when(attempt.started_at))
+
+    @admin.display(description="finished")
+    def finished(self, attempt: JobRunAttempt):
+        return nowrap(_when(attempt.finished_at))
+
+    @admin.display(description="worker")
+    def worker_text(self, attempt: JobRunAttempt):
+        return nowrap(attempt.worker) if attempt.worker else "—"
+
+    @admin.display(description="error (click for the traceback)")
     def error_text(self, attempt: JobRunAttempt):
-        return _pre(attempt.traceback or attempt.error)
+        # Attempts of a run fail alike: each traceback stays folded under its error line.
+        if not attempt.traceback:
+            return _pre(attempt.error)
+        return _collapsed(attempt.error or _last_line(attempt.traceback), attempt.traceback)
 
 
 @admin.register(JobRun)
 class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
-    list_display = (
-        "id",
-        "job",
-        "status",
-        "trigger",
-        "dry_run",
-        "requested_by",
-        "created_at",
-        "duration_ms",
-    )
+    list_display = ("id", "job_text", "status_text", "requested", "created", "duration")
+    list_display_links = ("id", "job_text")
     list_filter = ("job", "status", "trigger", "dry_run", "created_at")
     search_fields = ("=id", "job", "requested_by", "reason", "error", "message_id")
     inlines = [JobRunAttemptInline]
     actions = ["retry_failed"]
     fieldsets = (
-        (None, {"fields": ("job", "status", "status_reason", "dry_run", "as_of", "slot")}),
+        (
+            None,
+            {"fields": ("job", "status_text", "status_reason", "dry_run_text", "as_of", "slot")},
+        ),
         ("Who and why", {"fields": ("trigger", "requested_by", "reason", "retry_of", "parent")}),
         (
             "Timing",
-            {"fields": ("created_at", "started_at", "finished_at", "duration_ms", "attempt_count")},
+            {"fields": ("created", "started", "finished", "duration", "attempt_count")},
         ),
-        ("Outcome", {"fields": ("summary", "error_text", "traceback_text")}),
-        ("Delivery", {"fields": ("message_id", "code_version", "idempotency_key")}),
+        ("Outcome", {"fields": ("summary_text", "summary_json", "error_text", "traceback_text")}),
+        ("Delivery", {"fields": ("message_id", "code_version", "idempotency_key", "repairs")}),
     )
     readonly_fields = (
         "job",
-        "status",
+        "status_text",
         "status_reason",
-        "dry_run",
+        "dry_run_text",
         "as_of",
         "slot",
         "trigger",
@@ -82,18 +143,78 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
         "reason",
         "retry_of",
         "parent",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "duration_ms",
+        "created",
+        "started",
+        "finished",
+        "duration",
         "attempt_count",
-        "summary",
+        "summary_text",
+        "summary_json",
         "error_text",
         "traceback_text",
         "message_id",
         "code_version",
         "idempotency_key",
+        "repairs",
     )
+
+    @admin.display(description="job", ordering="job")
+    def job_text(self, run: JobRun):
+        if run.dry_run:
+            return format_html("{} {}", run.job, dry_run_mark())
+        return run.job
+
+    @admin.display(description="status", ordering="status")
+    def status_text(self, run: JobRun):
+        return status_badge(run.status, run.get_status_display())
+
+    @admin.display(description="dry run")
+    def dry_run_text(self, run: JobRun):
+        if run.dry_run:
+            return format_html("{} it reported what it would do; nothing changed", dry_run_mark())
+        return "no"
+
+    @admin.display(description="trigger · by", ordering="trigger")
+    def requested(self, run: JobRun):
+        if not run.requested_by or run.requested_by == "scheduler":
+            return run.get_trigger_display()
+        return format_html("{} · {}", run.get_trigger_display(), run.requested_by)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, run: JobRun):
+        return nowrap(_when(run.created_at))
+
+    @admin.display(description="started")
+    def started(self, run: JobRun):
+        return _when(run.started_at)
+
+    @admin.display(description="finished")
+    def finished(self, run: JobRun):
+        return _when(run.finished_at)
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, run: JobRun):
+        return "—" if run.duration_ms is None else nowrap(f"{run.duration_ms:,} ms")
+
+    @admin.display(description="summary")
+    def summary_text(self, run: JobRun):
+        figures = run_summary_figures(run, detail=True)
+        if not figures:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><th style='font-weight:normal;color:#6e7781;padding-left:0'>{}</th>"
+            "<td style='font-variant-numeric:tabular-nums'>{}</td></tr>",
+            ((figure.label, figure.value) for figure in figures),
+        )
+        return format_html("<table style='width:auto'>{}</table>", rows)
+
+    @admin.display(description="full summary")
+    def summary_json(self, run: JobRun):
+        if not run.summary:
+            return "—"
+        text = json.dumps(run.summary, indent=2, sort_keys=True, default=str)
+        return _collapsed("JSON", text)
 
     @admin.display(description="error")
     def error_text(self, run: JobRun):
@@ -101,7 +222,14 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
 
     @admin.display(description="traceback")
     def traceback_text(self, run: JobRun):
-        return _pre(run.traceback)
+        if not run.traceback:
+            return "—"
+        return format_html(
+            "<details open><summary style='cursor:pointer'>the last attempt's</summary>"
+            + PRE
+            + "</details>",
+            run.traceback,
+        )
 
     @admin.action(description="Retry selected failed runs", permissions=["retry"])
     def retry_failed(self, request, queryset):
@@ -163,18 +291,20 @@ class JobStateAdmin(JobPermissions, ReadOnlyAdmin):
         return super().changelist_view(request, extra_context)
 
     @admin.display(description="state")
-    def state(self, state: JobState) -> str:
-        return "paused" if state.paused else "enabled"
+    def state(self, state: JobState):
+        return status_badge("partial", "paused") if state.paused else status_badge("", "enabled")
 
     @admin.display(description="schedule")
     def schedule(self, state: JobState):
         cron = get_job(state.job).cron
-        return format_html("{}<br><code>{}</code>", cron_in_words(cron), cron)
+        return format_html(
+            "{}<br><code style='white-space:nowrap'>{}</code>", cron_in_words(cron), cron
+        )
 
     @admin.display(description="next run")
     def next_run(self, state: JobState):
         slots = next_slots(get_job(state.job).cron, timezone.now(), 1)
-        return timezone.localtime(slots[0]) if slots else "—"
+        return nowrap(timezone.localtime(slots[0]).strftime("%Y-%m-%d %H:%M")) if slots else "—"
 
     @admin.display(description="last outcome")
     def last_outcome(self, state: JobState):
@@ -182,7 +312,7 @@ class JobStateAdmin(JobPermissions, ReadOnlyAdmin):
         if run is None:
             return "never run"
         url = reverse("admin:jobs_jobrun_change", args=[run.pk])
-        return format_html('<a href="{}">#{} {}</a>', url, run.pk, run.status)
+        return format_html('<a href="{}">#{}</a> {}', url, run.pk, status_badge(run.status))
 
     def _enqueue(self, request, queryset, *, dry_run: bool, label: str):
         jobs = list(queryset.values_list("job", flat=True))

@@ -1,19 +1,105 @@
-"""Shared pieces of the admin: read-only model admins, job permissions for actions, and the
-confirmation page that asks an operator for a reason before an action runs."""
+"""Shared pieces of the admin: read-only model admins, job permissions for actions, the
+confirmation page that asks an operator for a reason before an action runs, and how statuses
+and money are shown (a coloured badge; minor units with the currency)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
+from jobs.dashboard.forms import REASON_MAX_LENGTH, REASON_TOO_LONG
 from jobs.exceptions import PAUSE_PERMISSION, RETRY_PERMISSION, TRIGGER_PERMISSION
 from jobs.models import Trigger
+from jobs.panels import money_text
 from jobs.services import job_run_request
+
+# The dashboard's colours, so a status reads the same on both surfaces.
+STATUS_COLOURS = {
+    "succeeded": "#1a7f37",
+    "released": "#1a7f37",
+    "finalized": "#1a7f37",
+    "sent": "#1a7f37",
+    "fulfilled": "#1a7f37",
+    "accepted": "#1a7f37",
+    "partial": "#9a6700",
+    "abandoned": "#9a6700",
+    "retrying": "#9a6700",
+    "failed": "#cf222e",
+    "lost": "#cf222e",
+    "defaulted": "#cf222e",
+    "queued": "#0969da",
+    "running": "#0969da",
+    "waiting": "#0969da",
+    "holding": "#0969da",
+    "pending": "#0969da",
+    "sending": "#0969da",
+    "obligated": "#0969da",
+    "open": "#0969da",
+}
+NEUTRAL_COLOUR = "#6e7781"
+BADGE = (
+    '<span style="display:inline-block;padding:0 .5em;border-radius:1em;color:#fff;'
+    'background:{};font-weight:600;font-size:11px;line-height:1.7;white-space:nowrap">{}</span>'
+)
+DRY_RUN_MARK = (
+    '<span style="display:inline-block;padding:0 .5em;border-radius:1em;color:#8250df;'
+    "border:1px solid #8250df;font-weight:600;font-size:11px;line-height:1.6;"
+    'white-space:nowrap">dry run</span>'
+)
+NOWRAP = '<span style="white-space:nowrap;font-variant-numeric:tabular-nums">{}</span>'
+
+
+def status_badge(status: str, label: str | None = None) -> SafeString:
+    """A status as a coloured pill: green done, amber partial, red failed, blue in progress."""
+    return format_html(BADGE, STATUS_COLOURS.get(status, NEUTRAL_COLOUR), label or status)
+
+
+def dry_run_mark() -> SafeString:
+    return mark_safe(DRY_RUN_MARK)  # a constant: nothing in it comes from a user
+
+
+def nowrap(text: Any) -> SafeString:
+    return format_html(NOWRAP, text)
+
+
+def money_display(field: str, description: str | None = None) -> Callable:
+    """An admin column (and read-only field) showing the model's `field`, an amount in minor
+    units, with the currency: `amount_text = money_display("amount")`."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def show(_modeladmin, obj) -> SafeString | str:
+        value = getattr(obj, field)
+        return "—" if value is None else nowrap(money_text(value))
+
+    show.__name__ = f"{field}_text"
+    return show
+
+
+class MoneyFieldsAdmin(admin.ModelAdmin):
+    """Shows each of `money_fields` with the currency on the change page too: the field is
+    swapped for its `<field>_text` display (define it with `money_display`)."""
+
+    money_fields: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        shown = [f"{name}_text" for name in self.money_fields]
+        return [*super().get_readonly_fields(request, obj), *shown]
+
+    def get_fields(self, request, obj=None):
+        fields: list[str] = []
+        for name in super().get_fields(request, obj):
+            name = f"{name}_text" if name in self.money_fields else name
+            if name not in fields:
+                fields.append(name)
+        return fields
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -44,9 +130,10 @@ class JobPermissions:
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        max_length=2000,
+        max_length=REASON_MAX_LENGTH,
         widget=forms.TextInput(attrs={"size": 60, "autofocus": True}),
-        help_text="Recorded with your name.",
+        help_text=f"Recorded with your name; at most {REASON_MAX_LENGTH} characters.",
+        error_messages={"max_length": REASON_TOO_LONG},
     )
 
 

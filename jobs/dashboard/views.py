@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
+from html import escape
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,10 +20,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
 from jobs.conf import conf
+from jobs.dashboard.forms import REASON_MAX_LENGTH, reason_or_error
 from jobs.exceptions import (
     PAUSE_PERMISSION,
     RETRY_PERMISSION,
@@ -30,13 +34,14 @@ from jobs.exceptions import (
     UnknownJob,
 )
 from jobs.models import JobRun, RunStatus, Trigger
+from jobs.panels import run_summary_figures
 from jobs.queues import queue_stats
 from jobs.registry import get_job
 from jobs.scheduling import job_pause, job_resume
 from jobs.selectors import (
+    RunPoint,
     job_overviews,
     job_recent_failures,
-    job_recent_finished_runs,
     job_run_get,
     job_run_list,
 )
@@ -55,7 +60,7 @@ ACTIONS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Bar:
     x: float
     y: float
@@ -65,28 +70,45 @@ class Bar:
     title: str
 
 
-def duration_chart(runs: list[JobRun]) -> list[Bar]:
+def duration_chart(runs: Sequence[RunPoint | JobRun]) -> list[Bar]:
     """Bars of the runs' durations, oldest on the left, coloured by outcome in the template.
     Runs without a duration (skipped) get a short stub so they still show."""
     if not runs:
         return []
     longest = max((run.duration_ms or 0 for run in runs), default=0) or 1
     slot = CHART_WIDTH / CHART_RUNS
+    width = round(slot - 2, 1)
+    scale = (CHART_HEIGHT - 2) / longest
     bars = []
     for index, run in enumerate(reversed(runs)):
-        height = max(2.0, (run.duration_ms or 0) / longest * (CHART_HEIGHT - 2))
-        duration = f"{run.duration_ms} ms" if run.duration_ms is not None else "no duration"
+        height = round(max(2.0, (run.duration_ms or 0) * scale), 1)
+        duration = f"{run.duration_ms:,} ms" if run.duration_ms is not None else "no duration"
         bars.append(
             Bar(
                 x=round(index * slot + 1, 1),
                 y=round(CHART_HEIGHT - height, 1),
-                width=round(slot - 2, 1),
-                height=round(height, 1),
+                width=width,
+                height=height,
                 status=run.status,
                 title=f"#{run.pk} {run.status}, {duration}",
             )
         )
     return bars
+
+
+def chart_markup(bars: list[Bar]) -> SafeString:
+    """The bars as SVG rectangles, built here rather than in the template (a dashboard has
+    hundreds of them, and the template language is slow at that many values)."""
+    return mark_safe(  # numbers, and the texts escaped here
+        "".join(
+            [
+                f'<rect class="bar-{escape(bar.status)}" x="{bar.x}" y="{bar.y}" '
+                f'width="{bar.width}" height="{bar.height}"><title>{escape(bar.title)}</title>'
+                "</rect>"
+                for bar in bars
+            ]
+        )
+    )
 
 
 def _queues() -> tuple[list, str]:
@@ -104,9 +126,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     jobs = [
         {
             "overview": overview,
-            "chart": duration_chart(
-                list(job_recent_finished_runs(job=overview.name, limit=CHART_RUNS, dry_run=False))
-            ),
+            "chart": chart_markup(duration_chart(overview.recent_finished[:CHART_RUNS])),
         }
         for overview in job_overviews(now=now)
     ]
@@ -117,7 +137,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "queues": queues,
         "queue_error": queue_error,
         "failures": job_recent_failures(limit=10),
-        "recent_runs": job_run_list(limit=15),
+        "recent_runs": [
+            {"run": run, "figures": run_summary_figures(run)} for run in job_run_list(limit=15)
+        ],
         "lag": lag,
         "refresh_seconds": conf.DASHBOARD_REFRESH_SECONDS,
         "chart_width": CHART_WIDTH,
@@ -125,6 +147,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "time_zone": settings.TIME_ZONE,
         "can_trigger": request.user.has_perm(TRIGGER_PERMISSION),
         "can_pause": request.user.has_perm(PAUSE_PERMISSION),
+        "reason_max_length": REASON_MAX_LENGTH,
         "now": now,
     }
     return render(request, "dashboard/index.html", context)
@@ -144,8 +167,11 @@ def job_action(request: HttpRequest, name: str) -> HttpResponse:
     label, permission = ACTIONS[action]
     if not request.user.has_perm(permission):
         raise PermissionDenied(f"{label} needs the {permission} permission.")
+    reason, error = reason_or_error(request.POST, default=f"{label} from the dashboard")
+    if error:
+        messages.error(request, f"{label} of {name} was not done: {error}")
+        return redirect("dashboard")
     by = request.user.get_username()
-    reason = request.POST.get("reason", "").strip() or f"{label} from the dashboard"
     if action in ("run", "dry_run"):
         run = job_run_request(
             job=name,
@@ -171,7 +197,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         raise Http404(f"no run #{run_id}") from None
     context = {
         "run": run,
+        "figures": run_summary_figures(run, detail=True),
         "summary_json": json.dumps(run.summary, indent=2, sort_keys=True, default=str),
+        "reason_max_length": REASON_MAX_LENGTH,
         "can_retry": run.status == RunStatus.FAILED and request.user.has_perm(RETRY_PERMISSION),
         "retries": run.retries.order_by("id"),
         "refresh_seconds": 0 if run.is_finished else conf.DASHBOARD_REFRESH_SECONDS,
@@ -184,11 +212,14 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     if not request.user.has_perm(RETRY_PERMISSION):
         raise PermissionDenied(f"Retrying needs the {RETRY_PERMISSION} permission.")
-    reason = request.POST.get("reason", "").strip() or "Retry from the dashboard"
     try:
         failed = job_run_get(run_id=run_id)
     except JobRun.DoesNotExist:
         raise Http404(f"no run #{run_id}") from None
+    reason, error = reason_or_error(request.POST, default="Retry from the dashboard")
+    if error:
+        messages.error(request, f"Run #{run_id} was not retried: {error}")
+        return redirect("dashboard-run", run_id=run_id)
     try:
         retry = job_run_request(
             job=failed.job,

@@ -46,7 +46,7 @@ def test_a_wallet_shows_balances_read_only_and_its_transfers(admin_client_for):
     assert response.status_code == 200
     page = response.content.decode()
     assert 'name="spendable_balance"' not in page  # shown as text, not as an input
-    assert "12345" in page
+    assert "₦123.45" in page  # kobo with the currency
     assert f"wallet:{wallet.pk}:spendable" in page
     assert "Deposit" in page
     assert client.post(reverse("admin:ledger_wallet_add")).status_code == 403
@@ -128,3 +128,22 @@ def test_job_actions_on_domain_rows_are_refused_without_the_permission(
 
     assert f'value="{action}"' not in page
     assert not JobRun.objects.exists()
+
+
+def test_money_in_the_ledger_lists_reads_as_naira(admin_client_for, settings):
+    settings.ESCROW_LAG_ALERT_MINUTES = 120
+    now = timezone.now()
+    due = donation_at(at=now - HOLD - timedelta(minutes=10), amount=1_030_700).escrow
+    donation_at(at=now - HOLD - timedelta(hours=3), amount=4_000)
+    client = admin_client_for(user_with(superuser=True))
+
+    escrows = client.get(ESCROWS).content.decode()
+    wallets = client.get(reverse("admin:ledger_wallet_changelist")).content.decode()
+    transfers = client.get(reverse("admin:ledger_transfer_changelist")).content.decode()
+    escrow_page = client.get(reverse("admin:ledger_escrow_change", args=[due.pk])).content
+
+    assert "₦10,307.00" in escrows and "₦40.00" in escrows
+    assert "1030700" not in escrows
+    assert ">due</span>" in escrows and ">overdue</span>" in escrows  # past the alert threshold
+    assert "₦" in wallets and "₦10,307.00" in transfers
+    assert "₦10,307.00" in escrow_page.decode()  # the change page too

@@ -125,8 +125,9 @@ def test_job_states_list_every_job_with_schedule_next_run_and_last_outcome(admin
     assert sorted(listed) == sorted(spec.name for spec in all_jobs())
     page = response.content.decode()
     assert "every hour at :00" in page
-    assert "<code>0 * * * *</code>" in page
-    assert f"#{last.pk} failed" in page
+    assert "<code style='white-space:nowrap'>0 * * * *</code>" in page  # never wrapped
+    assert f">#{last.pk}</a>" in page
+    assert ">failed</span>" in page  # a coloured status badge
     assert "never run" in page
 
 
@@ -180,3 +181,57 @@ def test_job_state_actions_are_refused_without_their_permission(admin_client_for
     assert f'value="{name}"' not in page
     assert not JobRun.objects.exists()
     assert JobState.objects.get(job="release_escrows").paused is (name == "resume")
+
+
+def test_a_reason_longer_than_500_characters_is_refused_with_a_clear_error(admin_client_for):
+    run = finished_run(status=RunStatus.FAILED)
+    client = admin_client_for(user_with(VIEW_RUNS, RETRY))
+
+    response = apply(client, RUNS, "retry_failed", [run.pk], reason="x" * 501)
+    accepted = apply(client, RUNS, "retry_failed", [run.pk], reason="x" * 500)
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "reason": [
+            "A reason is at most 500 characters; this one has 501. Shorten it and try again."
+        ]
+    }
+    assert 'maxlength="500"' in response.content.decode()
+    assert accepted.status_code == 302
+    assert JobRun.objects.get(retry_of=run).reason == "x" * 500
+
+
+def test_the_run_list_shows_a_coloured_status_and_marks_only_dry_runs(admin_client_for):
+    finished_run(status=RunStatus.FAILED)
+    finished_run(duration_ms=12_345)
+    finished_run(dry_run=True, summary={"dry_run": True})
+    client = admin_client_for(user_with(VIEW_RUNS))
+
+    page = client.get(RUNS).content.decode()
+
+    assert page.count(">dry run</span>") == 1  # a mark on the dry run, nothing on the others
+    assert "icon-no.svg" not in page and "icon-yes.svg" not in page
+    assert "background:#cf222e;" in page and ">Failed</span>" in page
+    assert "background:#1a7f37;" in page and ">Succeeded</span>" in page
+    assert "12,345 ms" in page
+
+
+def test_a_failed_run_folds_each_attempts_traceback_and_shows_figures(admin_client_for):
+    run = finished_run(
+        "release_escrows",
+        status=RunStatus.FAILED,
+        error="OperationalError: deadlock",
+        traceback="Traceback\n  File x\nOperationalError: deadlock",
+        summary={"escrows_released": 1_204, "amount_released": 1_030_700},
+    )
+    client = admin_client_for(user_with(VIEW_RUNS))
+
+    page = client.get(reverse("admin:jobs_jobrun_change", args=[run.pk])).content.decode()
+
+    inline = page[page.index('id="attempts-group"') :]
+    assert "<details><summary style='cursor:pointer'>OperationalError: deadlock" in inline
+    assert "<details open>" not in inline  # attempts' tracebacks are folded
+    assert "<details open><summary style='cursor:pointer'>the last attempt's</summary>" in page
+    assert "<th style='font-weight:normal;color:#6e7781;padding-left:0'>Amount released" in page
+    assert "₦10,307.00" in page and "1,204" in page
+    assert "td.original p { display: none; }" in page  # no "attempt 1 of run" captions

@@ -18,7 +18,7 @@ from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from jobs.models import JobRun, RunStatus
-from tests.api.helpers import TRIGGER, user_with
+from tests.api.helpers import TRIGGER, finished_run, user_with
 from tests.factories import HOLD, donation_at
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -87,15 +87,41 @@ def test_an_operator_dry_runs_release_escrows_from_the_dashboard(
         expect(message).to_contain_text("Dry run of release_escrows queued as run #")
         run_id = int(re.search(r"#(\d+)", message.inner_text()).group(1))
 
-        # and, refreshing itself, shows the run finished by the worker, with its summary
+        # and, refreshing itself, shows the run finished by the worker, marked as a dry run,
+        # with its summary as labelled figures and the amount in naira
         run_row = page.locator(f'tr[data-run="{run_id}"]')
         expect(run_row.locator("td.status")).to_have_text("succeeded", timeout=60_000)
-        expect(run_row.locator("td.summary")).to_contain_text("escrows_released: 2")
-        expect(run_row.locator("td.summary")).to_contain_text("amount_released: 10000")
+        expect(run_row.locator(".badge.dry-run")).to_have_text("dry run")
+        summary = run_row.locator("td.summary")
+        expect(summary.locator("li", has_text="Escrows released")).to_have_text(
+            "Escrows released 2"
+        )
+        expect(summary.locator("li", has_text="Amount released")).to_have_text(
+            "Amount released ₦100.00"
+        )
+        expect(summary).not_to_contain_text("amount_released")
+        expect(summary).not_to_contain_text("Dry run")  # the mark says it, not a figure
+        # and the dry run is not among the failures, nor the cron text wrapped
+        expect(page.locator("#failures")).to_contain_text("No failures.")
+        cron = page.locator('tr[data-job="expire_matches"] code.cron')
+        assert cron.evaluate("e => e.getClientRects().length") == 1  # one line box
         page.screenshot(path=ARTIFACTS / "dashboard-dry-run.png", full_page=True)
 
-        # and its page has the whole summary
-        run_row.get_by_role("link", name=f"#{run_id}").click()
+        # and its page has the summary as figures, the whole of it folded underneath
+        # (opened by its address: the dashboard's own refresh could race a click)
+        link = run_row.get_by_role("link", name=f"#{run_id}")
+        assert link.get_attribute("href") == f"/dashboard/runs/{run_id}/"
+        page.goto(f"{live_server.url}/dashboard/runs/{run_id}/")
+        figures = page.locator("#summary .figures")
+        expect(figures.locator("li", has_text="Amount released")).to_have_text(
+            "₦100.00 Amount released"
+        )
+        expect(figures.locator("li", has_text="Escrows released")).to_have_text(
+            "2 Escrows released"
+        )
+        expect(page.locator("#run .badge.dry-run")).to_have_text("dry run")
+        expect(page.locator("#summary pre")).not_to_be_visible()
+        page.get_by_text("Full summary (JSON)").click()
         expect(page.locator("#summary pre")).to_contain_text('"escrows_released": 2')
         page.screenshot(path=ARTIFACTS / "run-detail.png", full_page=True)
 
@@ -103,3 +129,144 @@ def test_an_operator_dry_runs_release_escrows_from_the_dashboard(
     assert (run.status, run.dry_run) == (RunStatus.SUCCEEDED, True)
     assert (run.requested_by, run.reason) == (operator.username, "how big is the backlog?")
     assert (ARTIFACTS / "dashboard-dry-run.png").stat().st_size > 10_000
+
+
+ADMIN_WIDTH = 1400
+EARLIER_TRACEBACK = "Traceback (most recent call last):\n" + "".join(
+    f'  File "/app/ledger/services/escrows.py", line {100 + line}, in release_batch\n'
+    "    transfers_book(lines)\n"
+    for line in range(30)
+)
+
+
+def failed_run_with_attempts(attempts: int = 4):
+    """A failed release_escrows run whose every attempt failed with a long traceback."""
+    from jobs.models import AttemptStatus, JobRunAttempt
+
+    run = finished_run(
+        "release_escrows",
+        status=RunStatus.FAILED,
+        error="OperationalError: could not serialize access due to concurrent update",
+        traceback=EARLIER_TRACEBACK + "OperationalError: could not serialize access (last)",
+        summary={"escrows_released": 1_204, "amount_released": 1_030_700, "escrows_failed": 3},
+    )
+    run.attempts.all().delete()
+    for number in range(1, attempts + 1):
+        JobRunAttempt.objects.create(
+            run=run,
+            number=number,
+            status=AttemptStatus.FAILED,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            worker=f"worker-{number}:4242",
+            error="OperationalError: could not serialize access due to concurrent update",
+            traceback=EARLIER_TRACEBACK + f"OperationalError: attempt {number}",
+        )
+    run.attempt_count = attempts
+    run.save(update_fields=["attempt_count"])
+    return run
+
+
+def page_width(page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def production_sized_ids() -> None:
+    """Seven-digit ids for runs, escrows, donations and wallets: columns must fit them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in ("jobs_jobrun", "ledger_escrow", "ledger_donation", "ledger_wallet"):
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), 4000000)", [table])
+
+
+def overflow(page, selector: str) -> int:
+    """How many pixels of `selector`'s content are cut off on the right (0: it fits)."""
+    return page.locator(selector).evaluate("e => e.scrollWidth - e.clientWidth")
+
+
+def test_the_admin_run_and_escrow_lists_fit_1400_px_and_a_failed_run_reads_short(live_server):
+    # given ids as long as production's, run history with a dry run, a long job name asked
+    # for by an operator, and a failure retried three times; and escrows of every size, one
+    # released by a run
+    production_sized_ids()
+    now = timezone.now()
+    for amount in (1_030_700, 4_000, 9_876_543):
+        donation_at(at=now - HOLD - timedelta(minutes=10), amount=amount)
+    donation_at(at=now - HOLD - timedelta(hours=5), amount=250_000)
+    released = finished_run(
+        "release_escrows", summary={"escrows_released": 3, "amount_released": 1_034_700}
+    )
+    finished_run(
+        "release_escrows",
+        dry_run=True,
+        trigger="admin",
+        summary={"dry_run": True, "escrows_released": 2, "amount_released": 10_000},
+    )
+    asked = finished_run("deliver_notifications", trigger="admin", duration_ms=12_345)
+    JobRun.objects.filter(pk=asked.pk).update(requested_by="operations-lead-on-call")
+    failed = failed_run_with_attempts()
+    from ledger.models import Escrow
+
+    Escrow.objects.filter(amount=4_000).update(
+        status="released", released_at=now, released_by_run=released
+    )
+    operator = user_with(superuser=True)
+    operator.set_password(PASSWORD)
+    operator.save()
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with chromium_page() as page:
+        page.set_viewport_size({"width": ADMIN_WIDTH, "height": 900})
+        page.goto(f"{live_server.url}/admin/login/?next=/admin/jobs/jobrun/")
+        page.fill("#id_username", operator.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+
+        # then the run list fits 1400 px, with a coloured status and a mark on the dry run
+        expect(page.locator("#result_list")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "admin-runs.png", full_page=True)
+        assert overflow(page, "#changelist .results") <= 0
+        assert page_width(page) <= ADMIN_WIDTH
+        rows = page.locator("#result_list tbody tr")
+        expect(rows).to_have_count(4)
+        expect(rows.filter(has_text="dry run")).to_have_count(1)
+        assert page.locator("#result_list img[src*='icon-no']").count() == 0
+        badge = rows.filter(has_text="Failed").locator("td.field-status_text span")
+        assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(207, 34, 46)"
+        expect(rows.filter(has_text="deliver_notifications")).to_contain_text("12,345 ms")
+
+        # and a failed run's page shows its summary as figures and folds the attempts'
+        # tracebacks under their error lines
+        page.goto(f"{live_server.url}/admin/jobs/jobrun/{failed.pk}/change/")
+        page.screenshot(path=ARTIFACTS / "admin-failed-run.png", full_page=True)
+        expect(page.locator(".field-summary_text")).to_contain_text("Amount released₦10,307.00")
+        attempts = page.locator("#attempts-group details")
+        expect(attempts).to_have_count(4)
+        for index in range(4):
+            assert attempts.nth(index).get_attribute("open") is None
+        assert page.evaluate("document.documentElement.scrollHeight") < 3_500
+
+        # and the escrow list fits too, every amount in naira, due and overdue told apart
+        page.goto(f"{live_server.url}/admin/ledger/escrow/")
+        expect(page.locator("#result_list")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "admin-escrows.png", full_page=True)
+        assert overflow(page, "#changelist .results") <= 0
+        amounts = page.locator("#result_list td.field-amount_text").all_inner_texts()
+        assert sorted(amounts) == sorted(["₦10,307.00", "₦40.00", "₦98,765.43", "₦2,500.00"])
+        statuses = page.locator("#result_list td.field-status_text").all_inner_texts()
+        assert sorted(statuses) == ["Released", "due", "due", "overdue"]
+        expect(page.locator("#result_list")).to_contain_text(f"run #{released.pk}")
+
+        page.goto(f"{live_server.url}/dashboard/runs/{failed.pk}/")
+        page.screenshot(path=ARTIFACTS / "failed-run-detail.png", full_page=True)
+        expect(page.locator("#summary .figures")).to_contain_text("₦10,307.00")
+
+        # and the dashboard highlights the lag: an escrow waits past the 2-hour threshold
+        page.goto(f"{live_server.url}/dashboard/")
+        lag = page.locator("section#lag")
+        expect(lag).to_have_class("alarming")
+        expect(lag).to_contain_text("₦111,572.43")  # every escrow still holding
+        colour = lag.evaluate("e => getComputedStyle(e).borderLeftColor")
+        assert colour == "rgb(207, 34, 46)"
+        page.screenshot(path=ARTIFACTS / "dashboard-lag-alarming.png", full_page=True)

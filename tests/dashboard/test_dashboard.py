@@ -212,3 +212,139 @@ def test_the_dashboard_still_renders_when_the_broker_is_down(monkeypatch):
     # then it shows everything else and says what is wrong
     assert response.status_code == 200
     assert "The broker does not answer" in response.content.decode()
+
+
+def test_summaries_are_labelled_figures_with_money_in_naira():
+    run = finished_run(
+        "release_escrows", summary={"escrows_released": 1_204, "amount_released": 1_030_700}
+    )
+
+    page = logged_in().get(DASHBOARD).content.decode()
+    row = page[page.index(f'data-run="{run.pk}"') :]
+
+    assert "Amount released <strong>₦10,307.00</strong>" in row
+    assert "Escrows released <strong>1,204</strong>" in row
+    assert "amount_released" not in row
+    assert "1030700" not in page
+
+
+def test_dry_runs_are_marked_and_left_out_of_recent_failures():
+    failed = finished_run("release_escrows", status=RunStatus.FAILED, error="real failure")
+    dry = finished_run(
+        "release_escrows",
+        status=RunStatus.FAILED,
+        dry_run=True,
+        error="dry failure",
+        summary={"dry_run": True, "escrows_released": 2},
+    )
+
+    response = logged_in().get(DASHBOARD)
+
+    assert [run.pk for run in response.context["failures"]] == [failed.pk]
+    page = response.content.decode()
+    dry_row = page[page.index(f'data-run="{dry.pk}"') :].split("</tr>", 1)[0]
+    assert '<span class="badge dry-run"' in dry_row and ">dry run</span>" in dry_row
+    assert "Dry run" not in dry_row.split("Escrows released", 1)[1]  # no dry_run figure
+    failures = page[page.index('id="failures"') :]
+    assert "dry failure" not in failures and "real failure" in failures
+
+
+@pytest.mark.parametrize(
+    ("overdue", "alarming"), [(timedelta(minutes=30), False), (timedelta(hours=3), True)]
+)
+def test_the_lag_panel_is_highlighted_only_past_the_alert_threshold(settings, overdue, alarming):
+    settings.ESCROW_LAG_ALERT_MINUTES = 120
+    donation_at(at=timezone.now() - HOLD - overdue, amount=4_000)
+
+    response = logged_in().get(DASHBOARD)
+
+    assert response.context["lag"].alarming is alarming
+    page = response.content.decode()
+    assert ('<section id="lag" class="alarming"' in page) is alarming
+    assert ("Past the alert threshold" in page) is alarming
+    assert "section.alarming" in page  # styled
+    figures = {figure.label: figure.value for figure in response.context["lag"].figures}
+    assert figures["alert threshold"] == "2 h"
+
+
+def test_cron_codes_are_never_wrapped():
+    page = logged_in().get(DASHBOARD).content.decode()
+
+    assert '<code class="cron">0 */6 * * *</code>' in page
+    assert "code.cron { white-space: nowrap; }" in page
+
+
+def test_a_reason_is_at_most_500_characters():
+    client = logged_in(TRIGGER, RETRY)
+    failed = finished_run(status=RunStatus.FAILED)
+
+    too_long = job_action(client, "release_escrows", "dry_run", reason="x" * 501)
+    retried = client.post(reverse("dashboard-run-retry", args=[failed.pk]), {"reason": "y" * 501})
+    fits = job_action(client, "release_escrows", "dry_run", reason="x" * 500)
+
+    assert too_long.status_code == retried.status_code == fits.status_code == 302
+    assert retried["Location"] == reverse("dashboard-run", args=[failed.pk])
+    assert JobRun.objects.filter(reason="x" * 500).count() == 1
+    assert JobRun.objects.count() == 2  # the failed run and the one that fits
+    messages = [str(m) for m in client.get(DASHBOARD).context["messages"]]
+    assert messages[0] == (
+        "Dry run of release_escrows was not done: A reason is at most 500 characters; "
+        "this one has 501. Shorten it and try again."
+    )
+    assert messages[1].startswith(f"Run #{failed.pk} was not retried: A reason is at most 500")
+    assert 'maxlength="500"' in client.get(DASHBOARD).content.decode()
+
+
+def test_the_run_page_shows_the_summary_as_figures_and_the_json_folded():
+    run = finished_run(
+        "release_escrows",
+        dry_run=True,
+        summary={"dry_run": True, "escrows_released": 2, "amount_released": 10_000},
+    )
+
+    page = logged_in().get(reverse("dashboard-run", args=[run.pk])).content.decode()
+
+    assert "<strong>₦100.00</strong> Amount released" in page
+    assert "<strong>2</strong> Escrows released" in page
+    assert '<span class="badge dry-run">dry run</span>' in page
+    assert '<details class="small"><summary>Full summary (JSON)</summary>' in page
+
+
+def test_the_overviews_read_every_job_in_a_fixed_number_of_queries(django_assert_num_queries):
+    from jobs.selectors import _overview_rows, job_overview, job_overviews
+
+    for job in ("release_escrows", "expire_matches", "cleanup"):
+        for status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED):
+            finished_run(job, status=status)
+    finished_run("cleanup", dry_run=True)  # the latest run, not counted in the stats
+    jobs = tuple(spec.name for spec in all_jobs())
+
+    with django_assert_num_queries(3):  # states, every job's runs, the runs shown in full
+        overviews = {overview.name: overview for overview in job_overviews()}
+
+    # PostgreSQL's LATERAL statement and the UNION ALL one of other databases agree
+    assert _overview_rows(jobs, lateral=True) == _overview_rows(jobs, lateral=False)
+    cleanup = overviews["cleanup"]
+    assert cleanup.last_run.dry_run and not cleanup.last_finished_run.dry_run
+    assert (cleanup.stats.sample_size, cleanup.stats.succeeded, cleanup.stats.failed) == (3, 1, 1)
+    assert [point.status for point in cleanup.recent_finished] == ["skipped", "failed", "succeeded"]
+    assert overviews["rotate_featured"].last_run is None
+    assert overviews["rotate_featured"].stats.sample_size == 0
+    assert job_overview(job="cleanup").stats == cleanup.stats
+
+
+def test_the_dashboard_reads_the_database_a_handful_of_times(django_assert_max_num_queries):
+    for job in ("release_escrows", "expire_matches"):
+        finished_run(job, summary={"rows": 3})
+    client = logged_in()
+
+    with django_assert_max_num_queries(10):
+        assert client.get(DASHBOARD).status_code == 200
+
+
+def test_durations_read_with_thousands_separators():
+    finished_run("deliver_notifications", duration_ms=12_345)
+
+    page = logged_in().get(DASHBOARD).content.decode()
+
+    assert "12,345 / 12,345 ms" in page and "12,345 ms" in page

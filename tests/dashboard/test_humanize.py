@@ -35,3 +35,70 @@ def test_common_shapes_read_as_words(spec, words):
 )
 def test_other_specs_are_shown_as_they_are(spec):
     assert cron_in_words(spec) == spec
+
+
+# --- Money and run summaries -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kobo", "text"),
+    [
+        (0, "₦0.00"),
+        (5, "₦0.05"),
+        (123_456, "₦1,234.56"),
+        (1_030_700, "₦10,307.00"),
+        (-250, "-₦2.50"),
+    ],
+)
+def test_money_reads_as_naira_with_thousands_separators(kobo, text):
+    from jobs.panels import money_text
+    from ledger.selectors import money_text as ledger_money_text
+
+    assert money_text(kobo) == text
+    assert ledger_money_text(kobo) == text  # one implementation
+
+
+def test_the_currency_symbol_is_a_setting(settings):
+    from jobs.panels import money_text
+
+    settings.STEWARD_CURRENCY = "NGN "
+    assert money_text(123_456) == "NGN 1,234.56"
+
+
+def test_a_summary_reads_as_labelled_figures_with_its_money():
+    from jobs.panels import summary_figures
+
+    summary = {
+        "escrows_released": 1_204,
+        "amount_released": 1_030_700,
+        "dry_run": True,
+        "lagging": False,
+        "sample_ids": [16, 17],
+        "due_by_channel": {"email": 3, "sms": 1},
+        "games": {"chess": {"pools": []}},
+    }
+
+    listed = summary_figures(summary, money_keys=("amount_released",))
+    detailed = summary_figures(summary, money_keys=("amount_released",), detail=True)
+
+    assert [(f.label, f.value) for f in listed] == [
+        ("Amount released", "₦10,307.00"),
+        ("Escrows released", "1,204"),
+        ("Lagging", "no"),
+    ]
+    assert [(f.label, f.value) for f in detailed] == [
+        ("Amount released", "₦10,307.00"),
+        ("Due by channel", "email 3, sms 1"),
+        ("Escrows released", "1,204"),
+        ("Lagging", "no"),
+        ("Sample ids", "16, 17"),
+    ]
+
+
+def test_the_money_keys_come_from_the_job_registration():
+    from jobs.panels import job_money_keys
+
+    assert job_money_keys("release_escrows") == ("amount_released",)
+    assert job_money_keys("finalize_prize_pools") == ("prize_paid",)
+    assert job_money_keys("monitor_business_lag") == ("overdue_amount",)
+    assert job_money_keys("no_longer_registered") == ()
