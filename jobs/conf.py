@@ -59,10 +59,28 @@ SETTINGS: dict[str, Setting] = {
     "METRICS_COLLECTORS": Setting(
         ["jobs.metrics.JobRunCollector"], "Prometheus collectors behind /metrics.", _comma_list
     ),
-    "METRICS_TOKEN": Setting("", "Bearer token for /metrics; empty leaves it open."),
+    "METRICS_TOKEN": Setting(
+        "", "Bearer token for /metrics; without one it is open only with DEBUG or METRICS_PUBLIC."
+    ),
+    "METRICS_PUBLIC": Setting(False, "Serve /metrics without a token even with DEBUG off."),
+    "AS_OF_WINDOW_DAYS": Setting(
+        3_653, "How far from now, either way, a requested run's as_of may be (ten years)."
+    ),
     "DASHBOARD_REFRESH_SECONDS": Setting(15, "Seconds between the dashboard's refreshes."),
     "DASHBOARD_LAG": Setting(
         "", "Dotted path of a function giving the dashboard's business-lag panel; empty: none."
+    ),
+    "WORKER_HEARTBEAT_SECONDS": Setting(5, "Seconds between a worker process's heartbeats."),
+    "WORKER_LOST_AFTER": Setting(
+        60, "Seconds after its last heartbeat that a worker process counts as gone."
+    ),
+    "LOST_RUN_AFTER": Setting(
+        300, "Seconds a run may stay queued with its message in no queue before it is re-sent."
+    ),
+    "CURRENCY": Setting(
+        "₦",
+        "Symbol of the amounts operators read: jobs' money summary keys and the ledger's, "
+        "kept in minor units (100 to one).",
     ),
     "RUN_RETENTION_DAYS": Setting(30, "Finished runs are pruned after this many days."),
     "FAILED_RUN_RETENTION_DAYS": Setting(90, "Failed and partial runs are kept this long."),

@@ -80,12 +80,13 @@ class JobRun(models.Model):
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
-    idempotency_key = models.CharField(
+    # NULL, not "", for a run without a key: the per-user unique constraint leaves those out.
+    idempotency_key = models.CharField(  # noqa: DJ001
         max_length=255,
         null=True,
         blank=True,
-        unique=True,
-        help_text="The client's Idempotency-Key: the same key always answers with this run.",
+        help_text="The client's Idempotency-Key: the same key from the same user always "
+        "answers with this run.",
     )
     request_fingerprint = models.CharField(
         max_length=64, blank=True, help_text="Hash of the request that used the key."
@@ -116,6 +117,12 @@ class JobRun(models.Model):
                 condition=Q(slot__isnull=False),
                 name="jobrun_one_run_per_slot",
             ),
+            # Per user: another user's key, however equal, is another request.
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="jobrun_one_run_per_idempotency_key",
+            ),
         ]
         indexes = [models.Index(fields=["job", "-id"], name="jobrun_job_recent")]
         permissions = [
@@ -124,7 +131,8 @@ class JobRun(models.Model):
             ("requeue_dead", "Can requeue dead-lettered messages"),
         ]
 
-    # Set by `job_run_request` on a run that an Idempotency-Key replay answered with.
+    # Set by `job_run_request` on a run it answered with again: an Idempotency-Key replay, or
+    # the retry already in flight.
     replayed = False
 
     def __str__(self) -> str:
@@ -165,6 +173,12 @@ class JobRunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of run #{self.run_id}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
 
 
 class JobState(models.Model):

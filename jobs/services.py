@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import dramatiq
@@ -18,13 +19,12 @@ from dramatiq.message import generate_unique_id
 
 from jobs.conf import conf
 from jobs.exceptions import IdempotencyConflict, RunNotRetryable
-from jobs.models import JobRun, JobState, RunStatus, Trigger
+from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus, Trigger
 from jobs.registry import all_jobs, get_job
 
 logger = logging.getLogger("steward.jobs")
 
 
-@transaction.atomic
 def job_run_request(
     *,
     job: str,
@@ -42,54 +42,62 @@ def job_run_request(
     """Record a run and, once the transaction commits, send it to the workers.
 
     - `retry_of`: a failed run this one retries (its job and dry-run flag are taken over);
-      RunNotRetryable when it is not failed.
-    - `idempotency_key`: the first request makes the run, a repeat of the same request gets
-      that run back (with `replayed` set), the same key on another request raises
-      IdempotencyConflict.
+      RunNotRetryable when it is not failed. While a retry of it is queued or running, that
+      retry is returned (with `replayed` set) instead of a second one.
+    - `idempotency_key`, scoped to `requested_by`: the first request makes the run, a repeat
+      of the same request gets that run back (with `replayed` set), the same key on another
+      request raises IdempotencyConflict.
     - `skipped_reason`: the run is recorded as skipped (a paused job's slot) and not sent.
     - `enqueue=False`: the caller executes the run itself, in this process.
 
     Raises UnknownJob for a name nobody registered, IntegrityError for a schedule slot that
     is already recorded.
     """
-    if retry_of is not None:
-        retry_of = _retryable(retry_of)
-        job, dry_run = retry_of.job, retry_of.dry_run
-        trigger, reason = Trigger.RETRY, reason or f"retry of run #{retry_of.pk}"
-    spec = get_job(job)
-    run = JobRun(
-        job=spec.name,
-        trigger=Trigger(trigger),
-        requested_by=requested_by,
-        reason=reason,
-        as_of=as_of or timezone.now(),
-        dry_run=dry_run,
-        slot=slot,
-        retry_of=retry_of,
-        code_version=conf.CODE_VERSION,
-    )
-    if skipped_reason:
-        run.status, run.status_reason, run.finished_at = (
-            RunStatus.SKIPPED,
-            skipped_reason,
-            timezone.now(),
+    # A plain request is one INSERT, committed on its own; a retry locks the failed run and
+    # an idempotent request needs a savepoint, so those take a transaction.
+    with transaction.atomic() if retry_of is not None or idempotency_key else nullcontext():
+        if retry_of is not None:
+            retry_of = _retryable(retry_of)
+            in_flight = retry_of.retries.exclude(status__in=FINISHED_STATUSES).first()
+            if in_flight is not None:
+                in_flight.replayed = True
+                return in_flight
+            job, dry_run = retry_of.job, retry_of.dry_run
+            trigger, reason = Trigger.RETRY, reason or f"retry of run #{retry_of.pk}"
+        spec = get_job(job)
+        run = JobRun(
+            job=spec.name,
+            trigger=Trigger(trigger),
+            requested_by=requested_by,
+            reason=reason,
+            as_of=as_of or timezone.now(),
+            dry_run=dry_run,
+            slot=slot,
+            retry_of=retry_of,
+            code_version=conf.CODE_VERSION,
         )
-    send = enqueue and not skipped_reason
-    if send:
-        run.message_id = generate_unique_id()
-    if idempotency_key is not None:
-        run.idempotency_key = idempotency_key
-        run.request_fingerprint = _request_fingerprint(
-            job=spec.name, reason=reason, as_of=as_of, dry_run=dry_run
-        )
-        earlier = _save_once(run)
-        if earlier is not None:
-            return earlier
-    else:
-        run.save()
-    if send:
-        job_runs_send([run])
-    return run
+        if skipped_reason:
+            run.status, run.status_reason, run.finished_at = (
+                RunStatus.SKIPPED,
+                skipped_reason,
+                timezone.now(),
+            )
+        send = enqueue and not skipped_reason
+        if send:
+            run.message_id = generate_unique_id()
+        if idempotency_key is not None:
+            run.idempotency_key = idempotency_key
+            run.request_fingerprint = _request_fingerprint(
+                job=spec.name, reason=reason, as_of=as_of, dry_run=dry_run
+            )
+            earlier = _save_once(run)
+            if earlier is not None:
+                return earlier
+        else:
+            run.save()
+        if send:
+            job_runs_send([run])
+        return run
 
 
 @transaction.atomic
@@ -142,6 +150,8 @@ def job_runs_send(runs: list[JobRun]) -> None:
 
 
 def _retryable(run: JobRun) -> JobRun:
+    # The row lock makes concurrent retries of one run take turns, so the second one sees
+    # the first one's retry.
     run = JobRun.objects.select_for_update().get(pk=run.pk)
     if run.status != RunStatus.FAILED:
         raise RunNotRetryable(f"run #{run.pk} is {run.status}; only failed runs are retried")
@@ -154,7 +164,9 @@ def _save_once(run: JobRun) -> JobRun | None:
         with transaction.atomic():
             run.save()
     except IntegrityError:
-        earlier = JobRun.objects.get(idempotency_key=run.idempotency_key)
+        earlier = JobRun.objects.get(
+            requested_by=run.requested_by, idempotency_key=run.idempotency_key
+        )
         if earlier.request_fingerprint != run.request_fingerprint:
             raise IdempotencyConflict(
                 f"Idempotency-Key {run.idempotency_key!r} was used for a different request "

@@ -2,11 +2,13 @@
 
 import os
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
 from jobs.conf import from_environment as engine_settings_from_environment
+from jobs.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,9 +50,22 @@ def code_version() -> str:
         return "unknown"
 
 
-SECRET_KEY = env_str("SECRET_KEY", "steward-insecure-development-key-change-me")
+# The development key is public: project/wsgi.py refuses to serve with it while DEBUG is off.
+DEVELOPMENT_SECRET_KEY = "steward-insecure-development-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+
+# --- Deployment security: what `manage.py check --deploy` asks for, off until set ----------
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+SECURE_PROXY_SSL_HEADER = tuple(env_list("SECURE_PROXY_SSL_HEADER", "")) or None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
     # First: an actor imported before its AppConfig runs binds silently to a fallback broker.
@@ -61,6 +76,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -79,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -103,7 +121,10 @@ WSGI_APPLICATION = "project.wsgi.application"
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # Kept open between a worker's messages (a new connection per run costs more than the
+        # run), and checked before reuse, so a restarted database is reconnected to.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -111,6 +132,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Failed logins (the admin's form) go through django-axes: after LOGIN_FAILURE_LIMIT failures for
+# one username from one address, that pair is refused with a 429 until LOGIN_COOLOFF_MINUTES
+# have passed since its last try; a successful login clears its failures.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "jobs.api.throttling.login_lockout_response"
+# Not its start-up line on every command's stderr; lockouts are still logged.
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -122,7 +158,23 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# `collectstatic` gathers the static files here, and project/wsgi.py serves them (WhiteNoise).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # A gzipped copy beside each file, which WhiteNoise sends to clients that accept it.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# The API's failed-token counts live in the default cache, per process unless several web
+# processes share one: CACHE_BACKEND=django.core.cache.backends.redis.RedisCache with
+# CACHE_LOCATION=redis://host:6379/1 (a database of its own: clearing a cache flushes it).
+CACHES = {
+    "default": {
+        "BACKEND": env_str("CACHE_BACKEND", "django.core.cache.backends.locmem.LocMemCache"),
+        "LOCATION": env_str("CACHE_LOCATION", ""),
+    }
+}
 
 LOGIN_URL = "/admin/login/"
 
@@ -157,6 +209,7 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.CurrentMessage",
         "jobs.middleware.SlotTicks",
         "jobs.middleware.GracefulShutdown",
+        "jobs.middleware.WorkerHeartbeats",
         "jobs.middleware.WorkerMetrics",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
     ],
@@ -179,6 +232,7 @@ STEWARD_METRICS_COLLECTORS = [
     "ledger.metrics.EscrowLagCollector",
 ]
 STEWARD_METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+STEWARD_METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 # The dashboard's business-lag panel: the ledger's escrows overdue for release.
 STEWARD_DASHBOARD_LAG = "ledger.selectors.escrow_release_lag_panel"
 STEWARD_RUN_RETENTION_DAYS = env_int("JOB_RUN_RETENTION_DAYS", 30)
@@ -206,33 +260,28 @@ CYCLE_REMINDER_DAYS = env_int("CYCLE_REMINDER_DAYS", 7)
 DONOR_RELEASE_COINS = env_int("DONOR_RELEASE_COINS", 50)
 
 # --- Logging ----------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "steward": {"format": "%(asctime)s [%(levelname)s] %(name)s: %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "steward"},
-    },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-    },
-}
+# STEWARD_LOG_FORMAT: "text" (with the time), "plain" (without: honcho stamps each line under
+# `make run`) or "json" (one object per line, a run's id, job and attempt as fields).
+LOGGING = logging_config(
+    log_format=env_str("STEWARD_LOG_FORMAT", "text"), level=env_str("LOG_LEVEL", "INFO")
+)
 
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header is what turns an anonymous request into a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "jobs.api.throttling.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.LimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "jobs.api.exception_handlers.api_exception_handler",
+    # Failed token authentications per client address; past the rate its tokens get a 429.
+    "DEFAULT_THROTTLE_RATES": {"failed_token": env_str("API_FAILED_TOKEN_RATE", "10/min")},
+    # The client address is REMOTE_ADDR unless this many proxies in front add X-Forwarded-For.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steward API",

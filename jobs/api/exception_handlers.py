@@ -3,16 +3,19 @@
 Every error body is `{"success": false, "error": {"code", "message", "fields"}}`, where
 `fields` maps an input field to its messages (empty when the error is not about a field).
 Every `StewardError` (engine and domain) answers with its own status and code; anything
-not mapped here is a bug and stays a 500.
+not mapped here is a bug: logged with its traceback as Django logs one, and a 500 in the
+envelope.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.log import log_response
 from django.views.defaults import page_not_found
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -20,6 +23,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from jobs.api.parsers import BodyTooLarge
 from jobs.exceptions import StewardError
 
 logger = logging.getLogger("steward.api")
@@ -53,6 +57,9 @@ def _as_api_exception(exc: Exception) -> Exception:
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         logger.warning("Broker unavailable during an API request: %s", exc)
         return BrokerUnavailable()
+    if isinstance(exc, RequestDataTooBig):
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, far above the API's own limit.
+        return BodyTooLarge()
     return exc
 
 
@@ -68,11 +75,11 @@ def error_body(*, code: str, message: str, fields: dict | None = None) -> dict:
     return {"success": False, "error": {"code": code, "message": message, "fields": fields or {}}}
 
 
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+def api_exception_handler(exc: Exception, context: dict) -> Response:
     exc = _as_api_exception(exc)
     response = exception_handler(exc, context)
     if response is None:
-        return None
+        return _server_error(exc, context["request"]._request)
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         fields = {field: _messages(errors) for field, errors in detail.items()}
@@ -81,6 +88,20 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         response.data = error_body(code="invalid", message=message, fields=fields)
     else:
         response.data = error_body(code=exc.get_codes(), message=str(exc.detail))
+    return response
+
+
+def _server_error(exc: Exception, request: HttpRequest) -> Response:
+    response = Response(
+        error_body(code="server_error", message="Something went wrong on our side; it is logged."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+    # What Django does for an exception it answers: the traceback to the request log (and
+    # ADMINS), the signal to its listeners (the test client re-raises it).
+    log_response(
+        "Internal Server Error: %s", request.path, response=response, request=request, exception=exc
+    )
+    got_request_exception.send(sender=None, request=request)
     return response
 
 

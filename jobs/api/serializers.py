@@ -1,20 +1,24 @@
 """Input and output serializers of the jobs API.
 
-Inputs are strict: unknown fields, wrong JSON types and out-of-range numbers are refused with
-a message on the field. Outputs are wrapped in the seeds' envelope `{"success": true, "data"}`.
+Inputs are strict: unknown fields, wrong JSON types, out-of-range numbers and times, blank or
+overlong text are refused with a message on the field, and the schema says so. Outputs are
+wrapped in the seeds' envelope `{"success": true, "data"}`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import ISO_8601
 
+from jobs.conf import conf
 from jobs.models import RunStatus, Trigger
 from jobs.registry import all_jobs
 
@@ -23,6 +27,10 @@ from jobs.registry import all_jobs
 AS_OF_SKEW = timedelta(minutes=5)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 INTEGER = re.compile(r"^-?\d+$")
+REASON_MAX_LENGTH = 500
+# What ReasonField takes, for the schema: something besides spaces, and no NUL (which a
+# PostgreSQL text column cannot hold).
+REASON_PATTERN = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
 
 
 class StrictSerializer(serializers.Serializer):
@@ -36,6 +44,17 @@ class StrictSerializer(serializers.Serializer):
                     {name: ["Unknown field."] for name in unknown}, code="unknown_field"
                 )
         return super().to_internal_value(data)
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """The schema of a StrictSerializer says what it enforces: no properties but its own."""
+
+    target_class = StrictSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        return {**schema, "additionalProperties": False}
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -67,14 +86,49 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "pattern": REASON_PATTERN})
+class ReasonField(StrictCharField):
+    """Kept as written (not trimmed, so the length the schema states is the one checked)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=REASON_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not value.strip():
+            self.fail("blank")
+        return value
+
+
+def _is_a_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 class IsoDateTimeField(serializers.DateTimeField):
+    """An ISO-8601 time within AS_OF_WINDOW_DAYS of now. A date alone is refused rather than
+    read as midnight; a time further off (9999-12-31) would overflow a job's date arithmetic."""
+
     default_error_messages = {
         "invalid": "Not an ISO-8601 time; use e.g. 2026-03-01T12:00:00Z.",
         "date": "Not an ISO-8601 time; a date needs a time too, e.g. 2026-03-01T00:00:00Z.",
+        "window": "Must be within {days} days of now.",
     }
 
     def __init__(self, **kwargs):
         super().__init__(input_formats=[ISO_8601], **kwargs)
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and _is_a_date(value):
+            self.fail("date")
+        moment = super().to_internal_value(value)
+        days = conf.AS_OF_WINDOW_DAYS
+        if abs(moment - timezone.now()) > timedelta(days=days):
+            self.fail("window", days=days)
+        return moment
 
 
 def idempotency_key_or_none(value: str | None) -> str | None:
@@ -89,9 +143,11 @@ def idempotency_key_or_none(value: str | None) -> str | None:
 
 # --- Inputs -----------------------------------------------------------------------------------
 
+JOB_NAMES = [spec.name for spec in all_jobs()]
+
 
 class ReasonInputSerializer(StrictSerializer):
-    reason = StrictCharField(max_length=2000, help_text="Why: recorded with who asked.")
+    reason = ReasonField(help_text="Why: recorded with who asked.")
 
 
 class TriggerInputSerializer(ReasonInputSerializer):
@@ -100,8 +156,8 @@ class TriggerInputSerializer(ReasonInputSerializer):
     )
     as_of = IsoDateTimeField(
         required=False,
-        help_text="Handle what is due as of this ISO-8601 time (default: now). Only a dry run "
-        "may look into the future.",
+        help_text="Handle what is due as of this ISO-8601 time (default: now), within "
+        f"{conf.AS_OF_WINDOW_DAYS} days of now. Only a dry run may look into the future.",
     )
 
     def validate(self, attrs):
@@ -114,10 +170,19 @@ class TriggerInputSerializer(ReasonInputSerializer):
 
 
 class RunListQuerySerializer(StrictSerializer):
-    job = StrictCharField(required=False, help_text="Only runs of this job.")
+    job = serializers.ChoiceField(
+        choices=JOB_NAMES,
+        required=False,
+        help_text="Only runs of this job.",
+        error_messages={"invalid_choice": f"Unknown job; known jobs: {', '.join(JOB_NAMES)}."},
+    )
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     trigger = serializers.ChoiceField(choices=Trigger.choices, required=False)
-    since = IsoDateTimeField(required=False, help_text="Only runs recorded at or after this.")
+    since = IsoDateTimeField(
+        required=False,
+        help_text="Only runs recorded at or after this time, within "
+        f"{conf.AS_OF_WINDOW_DAYS} days of now.",
+    )
     limit = StrictIntegerField(min_value=1, max_value=100, default=20)
 
     def to_internal_value(self, data):
@@ -125,12 +190,6 @@ class RunListQuerySerializer(StrictSerializer):
         if hasattr(data, "dict"):
             data = data.dict()
         return super().to_internal_value(data)
-
-    def validate_job(self, value: str) -> str:
-        known = [spec.name for spec in all_jobs()]
-        if value not in known:
-            raise serializers.ValidationError(f"Unknown job; known jobs: {', '.join(known)}.")
-        return value
 
 
 # --- Outputs ----------------------------------------------------------------------------------
@@ -141,10 +200,16 @@ class AttemptSerializer(serializers.Serializer):
     status = serializers.CharField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
     worker = serializers.CharField()
     message_id = serializers.CharField()
     error = serializers.CharField()
     traceback = serializers.CharField()
+
+
+class RepairSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    what = serializers.CharField()
 
 
 class RunSerializer(serializers.Serializer):
@@ -176,6 +241,9 @@ class RunSerializer(serializers.Serializer):
 class RunDetailSerializer(RunSerializer):
     traceback = serializers.CharField()
     attempts = AttemptSerializer(many=True, source="attempts.all")
+    repairs = RepairSerializer(
+        many=True, help_text="What rescue_runs did to the run: re-sent, taken back, closed."
+    )
 
 
 class JobStateSerializer(serializers.Serializer):

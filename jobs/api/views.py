@@ -27,7 +27,7 @@ from jobs.exceptions import (
     TRIGGER_PERMISSION,
 )
 from jobs.models import Trigger
-from jobs.queues import queue_requeue_dead, queue_stats
+from jobs.queues import queue_names, queue_requeue_dead, queue_stats
 from jobs.registry import all_jobs, get_job
 from jobs.scheduling import job_pause, job_resume
 from jobs.selectors import (
@@ -64,6 +64,7 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         404: "No such job, run or queue.",
         409: "Conflicts with the state of the run or with an earlier request.",
         415: "The body is not JSON.",
+        429: "Too many failed token authentications from this client; see Retry-After.",
         503: "The message broker does not answer.",
     }
     return {
@@ -72,7 +73,7 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     }
 
 
-READ_ERRORS = _errors(401, 403)
+READ_ERRORS = _errors(401, 403, 429)
 JOB_NAME = OpenApiParameter(
     "name",
     OpenApiTypes.STR,
@@ -81,7 +82,9 @@ JOB_NAME = OpenApiParameter(
     enum=[spec.name for spec in all_jobs()],
 )
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.INT, OpenApiParameter.PATH)
-QUEUE_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH)
+QUEUE_NAME = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A queue.", enum=queue_names()
+)
 JOBS = ["jobs"]
 RUNS = ["runs"]
 QUEUES = ["queues"]
@@ -108,7 +111,7 @@ class JobDetailApi(APIView):
         tags=JOBS,
         summary="One job, with its recent runs and missed slots",
         parameters=[JOB_NAME],
-        responses={200: s.JobDetailResponse, **_errors(401, 403, 404)},
+        responses={200: s.JobDetailResponse, **_errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, name: str) -> Response:
         return _ok(s.JobDetailResponse, job_detail(job=name))
@@ -143,7 +146,7 @@ class JobTriggerApi(APIView):
             ),
         ],
         request=s.TriggerInputSerializer,
-        responses={202: s.TriggerResponse, **_errors(400, 401, 403, 404, 409, 415, 503)},
+        responses={202: s.TriggerResponse, **_errors(400, 401, 403, 404, 409, 415, 429, 503)},
     )
     def post(self, request: Request, name: str) -> Response:
         get_job(name)
@@ -190,7 +193,7 @@ def _state_change_schema(operation_id: str, summary: str):
             summary=summary,
             parameters=[JOB_NAME],
             request=s.ReasonInputSerializer,
-            responses={200: s.JobStateResponse, **_errors(400, 401, 403, 404, 415)},
+            responses={200: s.JobStateResponse, **_errors(400, 401, 403, 404, 415, 429)},
         )
     )
 
@@ -229,7 +232,7 @@ class RunListApi(APIView):
         tags=RUNS,
         summary="Run history, newest first",
         parameters=[s.RunListQuerySerializer],
-        responses={200: s.RunListResponse, **_errors(400, 401, 403)},
+        responses={200: s.RunListResponse, **_errors(400, 401, 403, 429)},
     )
     def get(self, request: Request) -> Response:
         query = s.RunListQuerySerializer(data=request.query_params)
@@ -244,7 +247,7 @@ class RunDetailApi(APIView):
         tags=RUNS,
         summary="One run with its attempts, summary and error",
         parameters=[RUN_ID],
-        responses={200: s.RunDetailResponse, **_errors(401, 403, 404)},
+        responses={200: s.RunDetailResponse, **_errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, run_id: int) -> Response:
         return _ok(s.RunDetailResponse, job_run_get(run_id=run_id))
@@ -257,9 +260,11 @@ class RunRetryApi(APIView):
         operation_id="runs_retry",
         tags=RUNS,
         summary="Retry a failed run: a new run linked to it",
+        description="A run has at most one retry in flight: while one is queued or running, "
+        "retrying again answers with that retry.",
         parameters=[RUN_ID],
         request=s.ReasonInputSerializer,
-        responses={202: s.RetryResponse, **_errors(400, 401, 403, 404, 409, 415, 503)},
+        responses={202: s.RetryResponse, **_errors(400, 401, 403, 404, 409, 415, 429, 503)},
     )
     def post(self, request: Request, run_id: int) -> Response:
         body = s.ReasonInputSerializer(data=request.data)
@@ -273,6 +278,8 @@ class RunRetryApi(APIView):
             reason=body.validated_data["reason"],
         )
         message = f"Run #{run_id} retried as run #{retry.pk}"
+        if retry.replayed:
+            message = f"Run #{run_id} is already being retried as run #{retry.pk}"
         return _ok(s.RetryResponse, retry, code=status.HTTP_202_ACCEPTED, message=message)
 
 
@@ -281,7 +288,7 @@ class QueueListApi(APIView):
         operation_id="queues_list",
         tags=QUEUES,
         summary="Waiting, delayed, in-flight and dead-lettered messages per queue",
-        responses={200: s.QueueListResponse, **_errors(401, 403, 503)},
+        responses={200: s.QueueListResponse, **_errors(401, 403, 429, 503)},
     )
     def get(self, request: Request) -> Response:
         return _ok(s.QueueListResponse, queue_stats())
@@ -298,7 +305,7 @@ class QueueRequeueDeadApi(APIView):
         "other message is sent again as it was. Takes no body.",
         parameters=[QUEUE_NAME],
         request=None,
-        responses={200: s.RequeueResponse, **_errors(401, 403, 404, 503)},
+        responses={200: s.RequeueResponse, **_errors(401, 403, 404, 429, 503)},
     )
     def post(self, request: Request, name: str) -> Response:
         counts = queue_requeue_dead(queue=name, requested_by=request.user.get_username())

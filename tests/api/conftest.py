@@ -1,6 +1,15 @@
 import pytest
+from django.core.cache import cache
 
 from tests.api.helpers import PAUSE, REQUEUE, RETRY, TRIGGER, token_client, user_with
+
+
+@pytest.fixture(autouse=True)
+def no_failed_tokens_counted():
+    """Every test's client is 127.0.0.1: one test's wrong tokens must not throttle the next."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

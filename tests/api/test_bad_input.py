@@ -1,13 +1,18 @@
 """Bad input gets a 4xx with a message on the field, never a 500."""
 
 import pytest
+from django.conf import settings
 
-from jobs.models import JobRun
+from jobs.api.parsers import MAX_BODY_BYTES
+from jobs.models import JobRun, RunStatus
+from tests.api.helpers import finished_run, token_client
 
 pytestmark = pytest.mark.django_db
 
 TRIGGER_URL = "/api/v1/jobs/release_escrows/trigger"
 NOT_ISO = "Not an ISO-8601 time; use e.g. 2026-03-01T12:00:00Z."
+DATE_ONLY = "Not an ISO-8601 time; a date needs a time too, e.g. 2026-03-01T00:00:00Z."
+WINDOW = "Must be within 3653 days of now."
 
 
 @pytest.mark.parametrize(
@@ -52,6 +57,21 @@ def test_invalid_history_filters_are_a_400_on_the_field(api, query, field):
 
 
 @pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("2026-03-01", DATE_ONLY),
+        ("20260301", DATE_ONLY),
+        ("1900-01-01T00:00:00Z", WINDOW),
+        ("9999-12-31T23:59:59Z", WINDOW),
+    ],
+)
+def test_since_is_a_time_within_the_window_as_its_message_says(api, since, message):
+    response = api.get("/api/v1/runs/", {"since": since})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"since": [message]}
+
+
+@pytest.mark.parametrize(
     ("body", "fields"),
     [
         ({}, {"reason": ["This field is required."]}),
@@ -65,10 +85,14 @@ def test_invalid_history_filters_are_a_400_on_the_field(api, query, field):
         ({"reason": "r", "as_of": "2026-02-30T00:00:00Z"}, {"as_of": [NOT_ISO]}),
         ({"reason": "r", "dryrun": True}, {"dryrun": ["Unknown field."]}),
         (
-            {"reason": "x" * 2001},
-            {"reason": ["Ensure this field has no more than 2000 characters."]},
+            {"reason": "x" * 501},
+            {"reason": ["Ensure this field has no more than 500 characters."]},
         ),
+        ({"reason": " \t\n"}, {"reason": ["This field may not be blank."]}),
         ({"reason": "a\x00b"}, {"reason": ["Null characters are not allowed."]}),
+        ({"reason": "r", "as_of": "2026-03-01"}, {"as_of": [DATE_ONLY]}),
+        ({"reason": "r", "as_of": "9999-12-31T00:00:00Z", "dry_run": True}, {"as_of": [WINDOW]}),
+        ({"reason": "r", "as_of": "1900-01-01T00:00:00Z"}, {"as_of": [WINDOW]}),
     ],
 )
 def test_an_invalid_trigger_body_is_a_400_on_the_field(api, body, fields):
@@ -131,3 +155,77 @@ def test_an_invalid_idempotency_key_is_a_400(api, key):
 
 def test_an_unknown_job_wins_over_a_bad_body(api):
     assert api.post("/api/v1/jobs/nope/trigger", {}, format="json").status_code == 404
+
+
+WRITES = [
+    TRIGGER_URL,
+    "/api/v1/jobs/release_escrows/pause",
+    "/api/v1/jobs/release_escrows/resume",
+    "/api/v1/runs/{run}/retry",
+]
+
+
+@pytest.fixture
+def failed_run():
+    return finished_run(status=RunStatus.FAILED, error="boom")
+
+
+@pytest.mark.parametrize("path", WRITES)
+def test_json_nested_a_thousand_levels_deep_is_a_400_not_a_recursion_error(api, path, failed_run):
+    body = '{"reason": ' + "[" * 1000 + "]" * 1000 + "}"
+
+    response = api.post(path.format(run=failed_run.pk), body, content_type="application/json")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "too_deep"
+    assert error["message"] == "JSON nested deeper than 8 levels is refused."
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(api, broker):
+    reason = '[[[[[[[[[[{{{{{{{{{{ "quoted" ]]]'
+    response = api.post(TRIGGER_URL, {"reason": reason}, format="json")
+    assert response.status_code == 202
+    assert response.json()["data"]["reason"] == reason
+
+
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES + 1, settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1])
+@pytest.mark.parametrize("path", WRITES)
+def test_an_oversized_body_is_a_400_in_the_error_envelope(api, path, size, failed_run):
+    body = '{"reason": "' + "x" * size + '"}'
+
+    response = api.post(path.format(run=failed_run.pk), body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "success": False,
+        "error": {
+            "code": "too_large",
+            "message": "The body is too large: the API takes at most 16384 bytes.",
+            "fields": {},
+        },
+    }
+    assert not JobRun.objects.exclude(pk=failed_run.pk).exists()
+
+
+def test_a_bug_is_a_500_in_the_error_envelope_and_logged_with_its_traceback(
+    operator, monkeypatch, caplog
+):
+    def broken():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("jobs.api.views.job_overviews", broken)
+    client = token_client(operator)
+    client.raise_request_exception = False
+
+    response = client.get("/api/v1/jobs/")
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["success"] is False
+    assert response.json()["error"]["code"] == "server_error"
+    assert "a bug" not in response.content.decode()
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage() == "Internal Server Error: /api/v1/jobs/"
+    assert record.exc_info[1].args == ("a bug",)

@@ -1,12 +1,14 @@
 """GET runs/, runs/{id}/ and POST runs/{id}/retry."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from jobs.models import JobRun, RunStatus, Trigger
-from tests.api.helpers import finished_run
+from tests.api.helpers import RETRY, finished_run, token_client, user_with
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +130,59 @@ def test_only_failed_runs_are_retried(api, status):
 def test_retrying_an_unknown_run_is_a_404(api):
     response = api.post("/api/v1/runs/424242/retry", {"reason": "again"}, format="json")
     assert response.status_code == 404
+
+
+def test_retrying_again_while_a_retry_is_in_flight_answers_with_that_retry(api, broker):
+    failed = finished_run("expire_matches", status=RunStatus.FAILED, error="boom")
+    url = f"/api/v1/runs/{failed.pk}/retry"
+
+    first = api.post(url, {"reason": "database is back"}, format="json")
+    again = api.post(url, {"reason": "still down?"}, format="json")
+
+    assert first.status_code == again.status_code == 202
+    retry_id = first.json()["data"]["id"]
+    assert again.json()["data"]["id"] == retry_id
+    message = f"Run #{failed.pk} is already being retried as run #{retry_id}"
+    assert again.json()["message"] == message
+    assert JobRun.objects.filter(retry_of=failed).count() == 1
+
+
+def test_a_failed_retry_may_be_retried_again(api, broker):
+    failed = finished_run("expire_matches", status=RunStatus.FAILED, error="boom")
+    url = f"/api/v1/runs/{failed.pk}/retry"
+    first = api.post(url, {"reason": "database is back"}, format="json").json()["data"]["id"]
+    JobRun.objects.filter(pk=first).update(status=RunStatus.FAILED, finished_at=timezone.now())
+
+    second = api.post(url, {"reason": "now it is"}, format="json").json()["data"]["id"]
+
+    assert second != first
+    assert JobRun.objects.filter(retry_of=failed).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_of_one_failed_run_make_one_retry(broker):
+    # given a failed run and five operators' clients, each ready to retry it at once
+    failed = finished_run("expire_matches", status=RunStatus.FAILED, error="boom")
+    url = f"/api/v1/runs/{failed.pk}/retry"
+    clients = [token_client(user_with(RETRY)) for _ in range(5)]
+    start = threading.Barrier(len(clients))
+    answers = []
+
+    def retry(client):
+        try:
+            start.wait()
+            response = client.post(url, {"reason": "r"}, format="json")
+            answers.append((response.status_code, response.json()["data"]["id"]))
+        finally:
+            connection.close()
+
+    # when they all do
+    threads = [threading.Thread(target=retry, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then one retry is recorded, and every answer is that retry
+    (retry_run,) = JobRun.objects.filter(retry_of=failed)
+    assert answers == [(202, retry_run.pk)] * len(clients)

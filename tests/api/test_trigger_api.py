@@ -122,6 +122,25 @@ def test_different_idempotency_keys_make_different_runs(api):
 
 
 @pytest.mark.django_db
+def test_another_users_idempotency_key_is_another_request(api, operator):
+    # given a run triggered by the operator with a key
+    request = {"reason": "nightly catch-up"}
+    headers = {"HTTP_IDEMPOTENCY_KEY": "catch-up-2026-03-01"}
+    first = api.post("/api/v1/jobs/expire_matches/trigger", request, format="json", **headers)
+
+    # when another user sends the same request with the same key
+    other = token_client(user_with("jobs.trigger_jobrun"))
+    again = other.post("/api/v1/jobs/expire_matches/trigger", request, format="json", **headers)
+
+    # then that user gets a run of their own, not the operator's
+    assert first.status_code == again.status_code == 202
+    assert again.json()["data"]["id"] != first.json()["data"]["id"]
+    assert "Idempotent-Replayed" not in again
+    assert again.json()["data"]["requested_by"] != operator.username
+    assert JobRun.objects.count() == 2
+
+
+@pytest.mark.django_db
 def test_a_run_may_not_handle_work_due_in_the_future_but_a_dry_run_may(api):
     tomorrow = (timezone.now() + timedelta(days=1)).isoformat()
 

@@ -36,8 +36,10 @@ def failing_body(context):
 
 
 @pytest.mark.django_db
-def test_metrics_expose_runs_durations_last_success_and_business_lag(client):
-    # given two succeeded runs and one failed run, and two escrows overdue by about an hour
+def test_metrics_expose_runs_durations_last_success_and_business_lag(client, settings):
+    # given metrics open to the scrape (closed by default with DEBUG off), two succeeded runs
+    # and one failed run, and two escrows overdue by about an hour
+    settings.STEWARD_METRICS_PUBLIC = True
     now = timezone.now()
     for _ in range(2):
         assert run_now("expire_matches").status == RunStatus.SUCCEEDED
