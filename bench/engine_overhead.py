@@ -71,7 +71,6 @@ import math
 import os
 import random
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -173,6 +172,8 @@ class DramatiqWorker(harness.ManagedProcess):
     """`dramatiq --path . --processes 1 --threads T --worker-shutdown-timeout 30000 MODULES`,
     what `manage.py rundramatiq` execs; ready when its process is."""
 
+    program = ("-m", "dramatiq")
+
     def __init__(
         self,
         *,
@@ -212,29 +213,6 @@ class DramatiqWorker(harness.ManagedProcess):
     def steward(cls, **options) -> DramatiqWorker:
         """(c): the real worker's modules, and the bench's jobs; the project's broker."""
         return cls(modules=STEWARD_WORKER_MODULES, env=STEWARD_WORKER_ENV, **options)
-
-    def start(self, timeout: float = 120.0) -> None:
-        """ManagedProcess.start, with `python -m dramatiq` in place of `python manage.py`."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - open for the process's life
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", *self.argv],
-            cwd=harness.ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log_text().count(self.ready_line) >= self.ready_count:
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        tail = self.log_text()[-3000:]
-        self.stop()
-        raise RuntimeError(f"`dramatiq {' '.join(self.argv)}` did not get ready:\n{tail}")
 
 
 # --- (a) and (b): bare Dramatiq messages through either broker ----------------------------------

@@ -275,7 +275,10 @@ def process_cpu_seconds(pid: int) -> float:
 
 class ManagedProcess:
     """A `manage.py` subprocess in its own session, logging to a file, ready once its log shows
-    `ready_line` `ready_count` times; stopped with SIGTERM to its main process."""
+    `ready_line` `ready_count` times; stopped with SIGTERM to its main process. A subclass may
+    run another program by setting `program`."""
+
+    program = ("manage.py",)
 
     def __init__(
         self,
@@ -311,7 +314,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")  # noqa: SIM115 - open for the process's life
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", *self.argv],
+            [sys.executable, *self.program, *self.argv],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -327,7 +330,8 @@ class ManagedProcess:
             time.sleep(0.1)
         tail = self.log_text()[-3000:]
         self.stop()
-        raise RuntimeError(f"`manage.py {' '.join(self.argv)}` did not get ready:\n{tail}")
+        command = " ".join([*self.program, *self.argv])
+        raise RuntimeError(f"`{command}` did not get ready:\n{tail}")
 
     def log_text(self) -> str:
         try:

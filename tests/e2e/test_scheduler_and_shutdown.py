@@ -9,6 +9,7 @@ from urllib.request import urlopen
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from jobs.actors import tick_actor_for
@@ -133,6 +134,15 @@ def seed_due_escrows(count: int) -> int:
     ).count()
 
 
+def advisory_locks_held() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
 def released_count() -> int:
     return Escrow.objects.filter(status=EscrowStatus.RELEASED).count()
 
@@ -179,8 +189,10 @@ def test_a_worker_stopped_mid_run_leaves_consistent_state_and_the_next_run_finis
         assert run.status == RunStatus.SUCCEEDED
         assert run.attempts.count() == 2
     else:
-        # a killed worker leaves the run running; the next run takes over and finishes
+        # a killed worker leaves the run running; once PostgreSQL has ended the dead
+        # worker's session (and with it the job lock), the next run takes over and finishes
         assert run.status == RunStatus.RUNNING
+        wait_for(lambda: not advisory_locks_held(), message="the dead worker's job lock to go")
         next_run = job_run_request(enqueue=False, job="release_escrows", trigger="cli")
         next_run = job_run_execute(run_id=next_run.pk)
         assert next_run.status == RunStatus.SUCCEEDED
