@@ -91,5 +91,5 @@ def schedule_tick(*, job: str, scheduled_at: datetime) -> JobRun | None:
             "Slot %s of %s recorded as skipped: %s", slot.isoformat(), job, run.status_reason
         )
     else:
-        logger.info("Slot %s of %s recorded as run #%s and sent.", slot.isoformat(), job, run.pk)
+        logger.debug("Slot %s of %s recorded as run #%s and sent.", slot.isoformat(), job, run.pk)
     return run
