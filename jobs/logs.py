@@ -48,5 +48,9 @@ def logging_config(*, log_format: str, level: str) -> dict:
         "formatters": {"steward": formatters[log_format]},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "steward"}},
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "WARNING"}},
+        "loggers": {
+            "django.db.backends": {"level": "WARNING"},
+            # The development server's request lines, in the same format as the rest.
+            "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
     }

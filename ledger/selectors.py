@@ -53,7 +53,12 @@ def escrow_release_lag_panel(*, as_of: datetime) -> Panel:
     return Panel(
         title="Escrows overdue for release",
         figures=[
-            Figure(f"{lag.overdue_count:,}", "escrows overdue for release"),
+            Figure(
+                f"{lag.overdue_count:,}",
+                "escrow overdue for release"
+                if lag.overdue_count == 1
+                else "escrows overdue for release",
+            ),
             Figure(money_text(lag.overdue_amount), "waiting for release"),
             Figure(duration_words(lag.oldest_overdue_seconds), "oldest overdue by"),
             Figure(duration_words(threshold), "alert threshold"),
