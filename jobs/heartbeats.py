@@ -14,7 +14,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from jobs.conf import conf
-from jobs.models import WorkerHeartbeat
+from jobs.models import AttemptStatus, JobRunAttempt, WorkerHeartbeat
 
 logger = logging.getLogger("steward.workers")
 
@@ -43,6 +43,13 @@ def attempt_ended() -> None:
 def _attempts_now() -> list[dict]:
     with _attempts_guard:
         return [{"run": run, "attempt": number} for run, number in sorted(_attempts.values())]
+
+
+def attempts_abandon(run, *, now: datetime) -> None:
+    """Close the run's attempts still marked running: their worker is gone."""
+    JobRunAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING).update(
+        status=AttemptStatus.ABANDONED, finished_at=now, error=WORKER_LOST
+    )
 
 
 def worker_is_gone(heartbeat: WorkerHeartbeat | None, *, now: datetime) -> bool:

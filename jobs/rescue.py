@@ -32,13 +32,12 @@ from jobs.alerts import alert_run_failed
 from jobs.conf import conf
 from jobs.context import JobContext
 from jobs.fanout import fan_out_finish
-from jobs.heartbeats import WORKER_LOST, worker_is_gone
+from jobs.heartbeats import WORKER_LOST, attempts_abandon, worker_is_gone
 from jobs.locks import job_lock, run_lock_name
 from jobs.models import (
     FINISHED_STATUSES,
     AttemptStatus,
     JobRun,
-    JobRunAttempt,
     RunStatus,
     WorkerHeartbeat,
     run_move,
@@ -110,8 +109,7 @@ def _take_back(run: JobRun, *, now: datetime) -> str:
     run = JobRun.objects.select_for_update().get(pk=run.pk)
     if run.status != RunStatus.RUNNING:
         return "already_repaired"
-    lost_attempts = JobRunAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING)
-    lost_attempts.update(status=AttemptStatus.ABANDONED, finished_at=now, error=WORKER_LOST)
+    attempts_abandon(run, now=now)
     spec = get_job(run.job)
     if run.attempt_count > spec.max_retries:
         run_move(

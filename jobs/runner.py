@@ -168,15 +168,9 @@ def _abandon_lost_runs(lost: list[JobRun]) -> None:
             error=WORKER_LOST,
             finished_at=now,
         ):
-            _abandon_running_attempts(lost_run, now=now)
+            heartbeats.attempts_abandon(lost_run, now=now)
             lost_run.refresh_from_db()
             alert_run_failed(lost_run)
-
-
-def _abandon_running_attempts(run: JobRun, *, now) -> None:
-    JobRunAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING).update(
-        status=AttemptStatus.ABANDONED, finished_at=now, error=WORKER_LOST
-    )
 
 
 def _start_attempt(run: JobRun, *, message_id: str) -> JobRunAttempt | None:
@@ -184,7 +178,7 @@ def _start_attempt(run: JobRun, *, message_id: str) -> JobRunAttempt | None:
     now = timezone.now()
     if run.status == RunStatus.RUNNING:
         # Our own earlier attempt died with its worker; this delivery takes the run over.
-        _abandon_running_attempts(run, now=now)
+        heartbeats.attempts_abandon(run, now=now)
     number = run.attempt_count + 1
     if not run_move(
         run.pk,
