@@ -1,7 +1,7 @@
 """The Dramatiq actors of every registered job.
 
-`run_<job>` executes a queued JobRun through the runner. `tick_<job>` carries the job's cron
-schedule for periodiq; a tick only records the run of its slot and sends `run_<job>`.
+`run_<job>` executes a queued JobRun through the runner. `tick_schedules` is periodiq's one
+actor: every minute it records the runs of the schedules due and sends them.
 """
 
 import threading
@@ -12,13 +12,13 @@ from django.utils import timezone
 from dramatiq.middleware import CurrentMessage
 from periodiq import cron
 
-from jobs.cron import validate_cron
 from jobs.exceptions import PERMANENT_ERRORS
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
-from jobs.scheduling import schedule_tick
+from jobs.scheduling import schedules_tick
 
 SCHEDULE_QUEUE = "schedule"
+TICK_ACTOR = "tick_schedules"
 
 _actors: dict[str, dramatiq.Actor] = {}
 _actors_guard = threading.Lock()
@@ -36,16 +36,9 @@ def run_job(run_id: int) -> None:
     )
 
 
-def _tick_function(job_name: str):
-    def tick() -> None:
-        scheduled_at = CurrentMessage.get_current_message().options.get("scheduled_at")
-        schedule_tick(
-            job=job_name,
-            scheduled_at=pendulum.parse(scheduled_at) if scheduled_at else timezone.now(),
-        )
-
-    tick.__name__ = tick.__qualname__ = f"tick_{job_name}"
-    return tick
+def tick_schedules() -> None:
+    scheduled_at = CurrentMessage.get_current_message().options.get("scheduled_at")
+    schedules_tick(now=pendulum.parse(scheduled_at) if scheduled_at else timezone.now())
 
 
 def _declare(key: str, make) -> dramatiq.Actor:
@@ -76,16 +69,15 @@ def actor_for(job_name: str) -> dramatiq.Actor:
     )
 
 
-def tick_actor_for(job_name: str) -> dramatiq.Actor:
-    """The job's periodic tick actor, carrying its validated cron spec."""
-    spec = get_job(job_name)
+def tick_actor() -> dramatiq.Actor:
+    """The scheduler's minute tick: the schedules are rows, read afresh at every tick."""
     return _declare(
-        f"tick_{spec.name}",
+        TICK_ACTOR,
         lambda: dramatiq.actor(
-            _tick_function(spec.name),
-            actor_name=f"tick_{spec.name}",
+            tick_schedules,
+            actor_name=TICK_ACTOR,
             queue_name=SCHEDULE_QUEUE,
-            periodic=cron(validate_cron(spec.cron)),
+            periodic=cron("* * * * *"),
             max_retries=3,
             min_backoff=1_000,
         ),
@@ -93,6 +85,4 @@ def tick_actor_for(job_name: str) -> dramatiq.Actor:
 
 
 def declare_all_actors() -> list[dramatiq.Actor]:
-    return [actor_for(spec.name) for spec in all_jobs()] + [
-        tick_actor_for(spec.name) for spec in all_jobs()
-    ]
+    return [actor_for(spec.name) for spec in all_jobs()] + [tick_actor()]

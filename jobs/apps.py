@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class JobsConfig(AppConfig):
@@ -11,6 +12,13 @@ class JobsConfig(AppConfig):
         from jobs.rescue import register_rescue_job
         from jobs.retention import register_retention_job
 
+        post_migrate.connect(_ensure_default_schedules, sender=self)
         register_any_lookup()
         register_rescue_job()
         register_retention_job()
+
+
+def _ensure_default_schedules(**kwargs) -> None:
+    from jobs.schedules import schedules_ensure_defaults
+
+    schedules_ensure_defaults()

@@ -43,6 +43,8 @@ class JobContext:
     run: JobRun
     as_of: datetime
     dry_run: bool
+    # The run's validated parameters: e.g. `escrow_ids` for a targeted release.
+    params: dict = dataclasses.field(default_factory=dict)
     run_log: RunLog | None = None
     batch_size: int = dataclasses.field(default_factory=lambda: conf.BATCH_SIZE)
     partial_reasons: list[str] = dataclasses.field(default_factory=list)

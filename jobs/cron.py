@@ -1,27 +1,23 @@
-"""Cron specs: strict validation before periodiq sees them, the slots a spec produces, and
-the spec in words for the common shapes (anything else is shown as the raw spec).
+"""Cron specs: strict validation with clear reasons, the slots a spec produces in a time zone,
+and the spec in words for the common shapes (anything else is shown as the raw spec).
 
-periodiq accepts out-of-range values such as minute 61 without a word, and never fires Sunday
-written as `0`, `sun` or `@weekly` (its weekday check uses ISO numbers, where Sunday is 7).
-
-Slots come from cronsim, walking the wall clock of TIME_ZONE from one firing to the next (not
-minute by minute), each confirmed by periodiq's own check: a slot is a minute at which
-periodiq, waking every minute and reading the clock, would fire the job. An hour the clock
-skips has no slots; an hour it repeats has them twice.
+Slots come from cronsim, walking the schedule's own time zone from one firing to the next
+(never minute by minute), with Debian cron's daylight-saving rules: a spec at a fixed time of
+day fires once on both transition days (at the end of the skipped hour when its time is
+skipped, at the first of the repeated times when it repeats), while a spec whose hour is a
+wildcard follows the clock, so an hourly job runs every real hour.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
+import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
-from django.conf import settings
-from periodiq import CronSpec
 
 from jobs.exceptions import CronError
 
@@ -30,24 +26,27 @@ FIELDS = (
     ("hour", 0, 23),
     ("day of month", 1, 31),
     ("month", 1, 12),
-    ("day of week", 1, 7),
+    ("day of week", 0, 7),
 )
 ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
     "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
     "@daily": "0 0 * * *",
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-SUNDAY_HINT = "periodiq never fires Sunday written as 0, sun or @weekly: write Sunday as 7"
+MAX_SPEC_LENGTH = 100
 TERM = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
-WEEKDAY_NAMES = re.compile(r"[a-z]", re.IGNORECASE)
+NAMES = re.compile(r"[a-z]", re.IGNORECASE)
+# `next_slots` looks this far ahead at most (a spec that never fires gives nothing).
+LOOKAHEAD = timedelta(days=1_100)
 
 
 def _validate_field(text: str, name: str, low: int, high: int) -> None:
-    if name == "day of week" and WEEKDAY_NAMES.search(text):
-        raise CronError(f"day of week {text!r} uses names; {SUNDAY_HINT}")
+    if name in {"month", "day of week"} and NAMES.search(text):
+        return  # names (mon-fri, jan) are checked by cronsim itself
     for term in text.split(","):
         match = TERM.match(term)
         if not match:
@@ -59,8 +58,6 @@ def _validate_field(text: str, name: str, low: int, high: int) -> None:
             continue
         bounds = [int(value) for value in base.split("-")]
         for value in bounds:
-            if name == "day of week" and value == 0:
-                raise CronError(f"day of week 0 in {term!r}: {SUNDAY_HINT}")
             if not low <= value <= high:
                 raise CronError(f"{name} {value} in {term!r} is outside {low}-{high}")
         if len(bounds) == 2 and bounds[0] > bounds[1]:
@@ -69,9 +66,11 @@ def _validate_field(text: str, name: str, low: int, high: int) -> None:
 
 def validate_cron(spec: str) -> str:
     """Return the spec in five-field form, or raise CronError with a clear reason."""
-    text = spec.strip()
-    if text.lower() == "@weekly":
-        raise CronError(f"@weekly means Sunday 0; {SUNDAY_HINT} (e.g. '0 0 * * 7')")
+    if not isinstance(spec, str) or not spec.strip():
+        raise CronError("a cron spec is required, e.g. '0 9 * * *'")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise CronError(f"a cron spec is at most {MAX_SPEC_LENGTH} characters")
+    text = " ".join(spec.split())
     if text.startswith("@"):
         if text.lower() not in ALIASES:
             raise CronError(f"unknown alias {text!r}; use one of {', '.join(sorted(ALIASES))}")
@@ -81,154 +80,88 @@ def validate_cron(spec: str) -> str:
         raise CronError(f"{spec!r} has {len(fields)} fields; a cron spec has 5")
     for value, (name, low, high) in zip(fields, FIELDS, strict=True):
         _validate_field(value, name, low, high)
-    CronSpec.parse(text)
+    try:
+        CronSim(text, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise CronError(f"{spec!r}: {str(exc).lower()}") from None
     return text
 
 
-# A wall-clock time at most this much earlier than a moment's can still come after it: a
-# clock set back (no zone sets it back by more than two hours).
-SET_BACK_HORIZON = timedelta(hours=3)
-SET_BACK_PROBES = 6
-# `next_slots` looks this far ahead at most (a spec that never fires gives nothing).
-LOOKAHEAD = timedelta(days=1_100)
+def validate_timezone(name: str) -> ZoneInfo:
+    """The IANA time zone of that name, or CronError naming what is wrong."""
+    if not isinstance(name, str) or not name or name not in _zone_names():
+        raise CronError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'")
+    return ZoneInfo(name)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Compiled:
-    """A valid spec as periodiq reads it, and the expression cronsim walks: a superset of
-    periodiq's matches, each of which `periodiq.validate` then confirms."""
-
-    periodiq: CronSpec
-    expression: str | None  # None: the spec never fires
-
-
-def _listed(values: list[int], size: int) -> str:
-    return "*" if len(values) >= size else ",".join(str(value) for value in values)
-
-
-@functools.lru_cache(maxsize=512)
-def _compile(spec: str) -> _Compiled:
-    """Each field as periodiq expands it (so `5/10` is minute 5 alone, as periodiq reads it),
-    written `*` when it allows every value and as a list otherwise.
-
-    periodiq matches the day of month OR the day of week when both are restricted (fewer than
-    31 days, fewer than 7 weekdays), else both; cronsim ORs them unless one starts with `*`,
-    so a field periodiq deems unrestricted is written `*`. periodiq compares the day of week
-    with ISO numbers, so a 0 that `*` or a step expands to never matches and is dropped."""
-    cron = CronSpec.parse(validate_cron(spec))
-    weekdays = [value for value in cron.dow if 1 <= value <= 7]
-    either = cron.is_dom_restricted and cron.is_dow_restricted
-    if not weekdays and not either:
-        return _Compiled(cron, None)
-    day = _listed(cron.dom, 31) if cron.is_dom_restricted else "*"
-    weekday = "*" if not weekdays or len(weekdays) == 7 else ",".join(map(str, weekdays))
-    expression = " ".join(
-        [_listed(cron.minute, 60), _listed(cron.hour, 24), day, _listed(cron.month, 12), weekday]
-    )
-    return _Compiled(cron, expression)
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _walls(spec: str, after: datetime) -> Iterator[datetime]:
-    """The wall-clock minutes (naive) after `after` (naive) that the spec fires at."""
-    compiled = _compile(spec)
-    if compiled.expression is None:
-        return
+def _firings(spec: str, after: datetime, zone: ZoneInfo) -> Iterator[datetime]:
+    """The instants (UTC, whole minutes) after `after` at which the spec fires in `zone`."""
     try:
-        walls = CronSim(compiled.expression, after)
+        walk = CronSim(validate_cron(spec), _as_utc(after).astimezone(zone))
     except CronSimError:  # e.g. "0 0 31 2 *": no month has such a day
         return
-    for wall in walls:
-        if compiled.periodiq.validate(wall):
-            yield wall
+    try:
+        for firing in walk:
+            yield firing.astimezone(UTC)
+    except CronSimError:
+        return
 
 
-def _instants(wall: datetime, zone: ZoneInfo) -> list[datetime]:
-    """The instants (UTC) whose clock in `zone` reads `wall`: none in the hour a clock skips,
-    two in the hour it repeats, as periodiq, which wakes every minute and reads the clock."""
-    if zone.key == "UTC":
-        return [wall.replace(tzinfo=UTC)]
-    found: list[datetime] = []
-    for fold in (0, 1):
-        instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
-        if instant.astimezone(zone).replace(tzinfo=None) == wall and instant not in found:
-            found.append(instant)
-    return found
+def slots_between(
+    spec: str, start: datetime, end: datetime, zone: str = "UTC"
+) -> Iterator[datetime]:
+    """Every slot the spec fires at in (start, end], evaluated in `zone`, in UTC."""
+    end = _as_utc(end)
+    for slot in _firings(spec, start, ZoneInfo(zone)):
+        if slot > end:
+            return
+        yield slot
 
 
-def _search_start(moment: datetime, zone: ZoneInfo) -> datetime:
-    """The wall clock (naive) to search from for slots after `moment`: its own, less what
-    the clock is set back by in the next hours (the repeated wall times come later)."""
-    local = moment.astimezone(zone)
-    offset = local.utcoffset()
-    later = min(
-        (moment + SET_BACK_HORIZON * step / SET_BACK_PROBES).astimezone(zone).utcoffset()
-        for step in range(1, SET_BACK_PROBES + 1)
-    )
-    return local.replace(tzinfo=None) - max(timedelta(0), offset - later)
+def latest_slot(spec: str, start: datetime, end: datetime, zone: str = "UTC") -> tuple:
+    """The number of slots in (start, end] and the latest of them (None when there is none)."""
+    count, latest = 0, None
+    for slot in slots_between(spec, start, end, zone):
+        count, latest = count + 1, slot
+    return count, latest
 
 
-def slots_between(spec: str, start: datetime, end: datetime) -> Iterator[datetime]:
-    """Every slot the spec fires in (start, end], evaluated in TIME_ZONE like periodiq, in UTC."""
-    zone = _zone()
-    start, end = _as_utc(start), _as_utc(end)
-    found: list[datetime] = []
-    for wall in _walls(spec, _search_start(start, zone)):
-        instants = _instants(wall, zone)
-        if not instants:
-            continue
-        # The earliest instant of each later wall time is later still: past `end`, stop.
-        if instants[0] > end:
-            break
-        found.extend(instant for instant in instants if start < instant <= end)
-    yield from sorted(found)
-
-
-def next_slots(spec: str, after: datetime, count: int) -> list[datetime]:
-    """The next `count` slots after `after`, in UTC."""
+def next_slots(spec: str, after: datetime, count: int, zone: str = "UTC") -> list[datetime]:
+    """The next `count` slots after `after`, evaluated in `zone`, in UTC."""
     if count <= 0:
         return []
-    after = _as_utc(after)
     # Slots fall on whole minutes, so every moment of a minute has the same next slots: the
-    # answer is kept per minute (the dashboard asks for every job at every refresh).
-    minute = after.replace(second=0, microsecond=0)
-    return list(_next_slots(spec, minute, count, settings.TIME_ZONE))
+    # answer is kept per minute (the dashboard asks for every schedule at every refresh).
+    minute = _as_utc(after).replace(second=0, microsecond=0)
+    return list(_next_slots(spec, minute, count, zone))
 
 
-@functools.lru_cache(maxsize=1_024)
-def _next_slots(spec: str, after: datetime, count: int, zone_name: str) -> tuple[datetime, ...]:
-    zone = ZoneInfo(zone_name)
-    origin = _search_start(after, zone)
+@functools.lru_cache(maxsize=4_096)
+def _next_slots(spec: str, after: datetime, count: int, zone: str) -> tuple[datetime, ...]:
     found: list[datetime] = []
-    for wall in _walls(spec, origin):
-        if wall - origin > LOOKAHEAD:
+    for slot in _firings(spec, after, ZoneInfo(zone)):
+        if slot - after > LOOKAHEAD or len(found) == count:
             break
-        instants = _instants(wall, zone)
-        if not instants:
-            continue
-        if len(found) >= count and instants[0] > sorted(found)[count - 1]:
-            break
-        found.extend(instant for instant in instants if instant > after)
-    return tuple(sorted(found)[:count])
+        found.append(slot)
+    return tuple(found)
 
 
-def _utc(moment: datetime) -> datetime:
-    return datetime.fromtimestamp(int(moment.timestamp()), tz=UTC)
-
-
-def slot_of(scheduled_at: datetime) -> datetime:
-    """A tick's slot: its scheduled time truncated to the minute, in UTC."""
-    return _utc(scheduled_at).replace(second=0)
+def slot_of(moment: datetime) -> datetime:
+    """The minute a moment falls in, in UTC."""
+    return datetime.fromtimestamp(int(_as_utc(moment).timestamp()), tz=UTC).replace(second=0)
 
 
 DAY_NAMES = {
+    0: "Sundays",
     1: "Mondays",
     2: "Tuesdays",
     3: "Wednesdays",
@@ -286,7 +219,7 @@ def cron_in_words(spec: str) -> str:
     days = _numbers(weekday)
     if days is None:
         return spec
-    return f"{_join([DAY_NAMES[value] for value in days])} at {times}"
+    return f"{_join(list(dict.fromkeys(DAY_NAMES[value] for value in days)))} at {times}"
 
 
 def _monthly(spec: str, minute: str, hour: str, day: str, month: str, weekday: str) -> str:

@@ -16,6 +16,8 @@ RETRY_PERMISSION = "jobs.retry_jobrun"
 PAUSE_PERMISSION = "jobs.pause_jobstate"
 VIEW_RUNS_PERMISSION = "jobs.view_jobrun"
 REQUEUE_DEAD_PERMISSION = "jobs.requeue_dead"
+VIEW_SCHEDULES_PERMISSION = "jobs.view_schedule"
+CHANGE_SCHEDULES_PERMISSION = "jobs.change_schedule"
 
 
 class StewardError(Exception):
@@ -23,6 +25,8 @@ class StewardError(Exception):
 
     status_code = 400
     code = "invalid"
+    # The input fields at fault and their messages, e.g. {"params.escrow_ids": ["..."]}.
+    fields: dict[str, list[str]] = {}
 
 
 class NotFoundError(StewardError):
@@ -48,7 +52,17 @@ class UnknownQueue(NotFoundError, LookupError):
 
 
 class CronError(StewardError, ValueError):
-    """A cron spec that periodiq would misread or refuse."""
+    """A cron spec or time zone that cannot be scheduled."""
+
+
+class InvalidInput(StewardError, ValueError):
+    """Input refused field by field: `fields` maps each field to its messages."""
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        self.fields = fields
+        super().__init__(
+            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in fields.items())
+        )
 
 
 class IdempotencyConflict(ConflictError):

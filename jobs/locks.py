@@ -17,8 +17,12 @@ _local_locks_guard = threading.Lock()
 
 
 def run_lock_name(run) -> str:
-    """A job's top-level runs exclude each other; a shard only excludes duplicates of itself."""
-    return run.job if run.parent_id is None else f"{run.job}/run-{run.pk}"
+    """A job's top-level runs of one lock scope exclude each other (a targeted run of a job
+    whose rows are claimed safely has its parameters' scope, every other run the whole job's);
+    a shard only excludes duplicates of itself."""
+    if run.parent_id is not None:
+        return f"{run.job}/run-{run.pk}"
+    return f"{run.job}?{run.lock_scope}" if run.lock_scope else run.job
 
 
 def job_lock_key(job_name: str) -> int:

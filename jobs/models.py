@@ -77,6 +77,22 @@ class JobRun(models.Model):
     traceback = models.TextField(blank=True)
     message_id = models.CharField(max_length=64, blank=True)
     code_version = models.CharField(max_length=64, blank=True)
+    params = models.JSONField(
+        default=dict, blank=True, help_text="The run's validated parameters, e.g. escrow_ids."
+    )
+    lock_scope = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Empty: the run holds its whole job's lock; else the lock of its parameters.",
+    )
+    schedule = models.ForeignKey(
+        "jobs.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="The schedule whose slot this run is.",
+    )
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
@@ -113,9 +129,9 @@ class JobRun(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["job", "slot"],
-                condition=Q(slot__isnull=False),
-                name="jobrun_one_run_per_slot",
+                fields=["schedule", "slot"],
+                condition=Q(schedule__isnull=False, slot__isnull=False),
+                name="jobrun_one_run_per_schedule_slot",
             ),
             # Per user: another user's key, however equal, is another request.
             models.UniqueConstraint(
@@ -189,7 +205,6 @@ class JobState(models.Model):
     changed_by = models.CharField(max_length=150, blank=True)
     change_reason = models.TextField(blank=True)
     changed_at = models.DateTimeField(null=True, blank=True)
-    last_slot = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["job"]
@@ -226,3 +241,71 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Schedule(models.Model):
+    """When a job runs by itself, with which parameters, in which time zone: a row operators
+    edit at run time; the scheduler's minute tick reads them all."""
+
+    name = models.CharField(max_length=100, unique=True)
+    job = models.CharField(max_length=64, db_index=True)
+    cron = models.CharField(max_length=100)
+    timezone = models.CharField(max_length=64, default="UTC", help_text="An IANA time zone.")
+    params = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True, help_text="A paused schedule's slots are skipped.")
+    catch_up = models.BooleanField(
+        default=False,
+        help_text="When the scheduler comes back, run the latest missed slot once.",
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Overrides the job's retries for this schedule's runs."
+    )
+    min_backoff_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides the job's first retry backoff."
+    )
+    notes = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    evaluated_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The minute up to which the scheduler has recorded this schedule's slots.",
+    )
+
+    class Meta:
+        ordering = ["job", "name"]
+        permissions = [("pause_schedule", "Can pause and resume schedules")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleChange(models.Model):
+    """The audit of one change to a schedule: who, when, why, before and after."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        PAUSED = "paused", "Paused"
+        RESUMED = "resumed", "Resumed"
+        REMOVED = "removed", "Removed"
+
+    schedule = models.ForeignKey(
+        Schedule, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+    schedule_name = models.CharField(max_length=100)
+    job = models.CharField(max_length=64)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    changed_by = models.CharField(max_length=150, blank=True)
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_name} {self.action} by {self.changed_by or 'an operator'}"

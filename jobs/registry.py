@@ -10,6 +10,8 @@ from jobs.conf import conf
 from jobs.exceptions import UnknownJob
 
 if TYPE_CHECKING:
+    from rest_framework.serializers import Serializer
+
     from jobs.context import JobContext
 
 JobBody = Callable[["JobContext"], dict[str, Any]]
@@ -19,6 +21,7 @@ JobBody = Callable[["JobContext"], dict[str, Any]]
 class JobSpec:
     name: str
     body: JobBody
+    # The cron of the job's default schedule (UTC), created on migrate; "" for none.
     cron: str
     description: str
     queue: str = "default"
@@ -31,6 +34,13 @@ class JobSpec:
     # Summary keys counting the work done, when not every number in the summary does (a
     # threshold, say): a run whose work keys are all zero logs one line, "nothing to do".
     work_keys: tuple[str, ...] = ()
+    # The parameters a run accepts, as a DRF serializer (see `jobs.params`); None: none.
+    params: type[Serializer] | None = None
+    # The job claims its rows with SKIP LOCKED, so runs with different parameters may run at
+    # once: a targeted run takes the lock of its parameters, not the whole job's.
+    concurrent_targets: bool = False
+    # Whether its schedules run the latest missed slot when the scheduler comes back.
+    catch_up: bool = False
 
     @property
     def actor_name(self) -> str:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 import dramatiq
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
@@ -219,12 +220,13 @@ def _sent_at(run: JobRun) -> datetime:
 
 def _superseding_run(run: JobRun) -> int | None:
     """A later top-level run of the same job that did its work: every job sweeps everything
-    due as of its time, so it did this run's too. Shards cover a slice and are never
-    superseded."""
+    due as of its time, so a later full sweep, or a later run with the same parameters, did
+    this run's too. Shards cover a slice and are never superseded."""
     if run.parent_id is not None:
         return None
     return (
         JobRun.objects.filter(
+            Q(params={}) | Q(params=run.params),
             job=run.job,
             parent__isnull=True,
             dry_run=run.dry_run,

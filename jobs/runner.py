@@ -64,7 +64,7 @@ def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str 
     on the final attempt the run is `failed` and an alert goes out.
     """
     # Just what the lock and a duplicate check need; the whole row is read under the lock.
-    run = JobRun.objects.only("job", "parent_id", "status").get(pk=run_id)
+    run = JobRun.objects.only("job", "parent_id", "status", "lock_scope").get(pk=run_id)
     if run.is_finished:
         logger.info(
             "Run #%s of %s already %s; ignoring a duplicate message.", run.pk, run.job, run.status
@@ -108,7 +108,12 @@ def _skip_overlapping(run: JobRun) -> JobRun:
         if run.status != RunStatus.QUEUED:
             return _ignore_duplicate(run)
         holder = (
-            JobRun.objects.filter(job=run.job, status=RunStatus.RUNNING, parent__isnull=True)
+            JobRun.objects.filter(
+                job=run.job,
+                lock_scope=run.lock_scope,
+                status=RunStatus.RUNNING,
+                parent__isnull=True,
+            )
             .exclude(pk=run.pk)
             .first()
         )
@@ -143,10 +148,12 @@ def _skip(run: JobRun, reason: str) -> JobRun:
 
 
 def _other_open_runs(run: JobRun) -> list[JobRun]:
-    """The job's other top-level runs that hold work open: running, or waiting for shards."""
+    """The job's other top-level runs of its lock scope that hold work open: running, or
+    waiting for shards."""
     return list(
         JobRun.objects.filter(
             job=run.job,
+            lock_scope=run.lock_scope,
             status__in=[RunStatus.RUNNING, RunStatus.WAITING],
             parent__isnull=True,
         )
@@ -202,7 +209,9 @@ def _start_attempt(run: JobRun, *, message_id: str) -> JobRunAttempt | None:
 
 def _run_attempt(run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bool) -> JobRun:
     run_log = RunLog(run, attempt.number)
-    context = JobContext(run=run, as_of=run.as_of, dry_run=run.dry_run, run_log=run_log)
+    context = JobContext(
+        run=run, as_of=run.as_of, dry_run=run.dry_run, params=run.params, run_log=run_log
+    )
     heartbeats.attempt_started(run_id=run.pk, number=attempt.number)
     # Inside a caller's transaction, a savepoint keeps a failed body from aborting it, so the
     # failure can still be recorded; on its own the body commits batch by batch.

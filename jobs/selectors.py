@@ -6,14 +6,15 @@ import dataclasses
 import functools
 import itertools
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from jobs.conf import conf
-from jobs.cron import cron_in_words, next_slots, slots_between
-from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus
+from jobs.cron import cron_in_words, next_slots, slot_of, slots_between
+from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus, Schedule, ScheduleChange
 from jobs.registry import JobSpec, all_jobs, get_job
 
 
@@ -33,19 +34,110 @@ def job_run_finished_since(*, job: str, since: datetime, summary: dict | None = 
     return JobRun.objects.filter(job=job, finished_at__gte=since, **matching).exists()
 
 
-def job_missed_slots(
-    *, job: str, now: datetime | None = None, window: timedelta | None = None
-) -> list[datetime]:
-    """Slots the job's cron expected in the window that have no recorded run: the times the
-    scheduler was down (or a tick was lost)."""
+# At most this many missed slots are listed per schedule (an every-minute schedule misses
+# 1,440 in a day); the count is always whole.
+MISSED_SLOTS_LISTED = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class MissedSlots:
+    count: int
+    latest: list[datetime]  # newest last, at most MISSED_SLOTS_LISTED
+
+
+def schedule_missed_slots(
+    *, schedule: Schedule, now: datetime | None = None, window: timedelta | None = None
+) -> MissedSlots:
+    """Slots the schedule expected in the window (never before it was created) that have no
+    recorded run: the times no scheduler ran, or a tick was lost."""
     now = now or timezone.now()
     window = window or timedelta(hours=conf.MISSED_SLOT_WINDOW_HOURS)
-    start = now - window
-    expected = list(slots_between(get_job(job).cron, start, now))
+    start = max(now - window, slot_of(schedule.created_at))
+    expected = list(slots_between(schedule.cron, start, now, schedule.timezone))
     recorded = set(
-        JobRun.objects.filter(job=job, slot__gt=start, slot__lte=now).values_list("slot", flat=True)
+        JobRun.objects.filter(schedule=schedule, slot__gt=start, slot__lte=now).values_list(
+            "slot", flat=True
+        )
     )
-    return [slot for slot in expected if slot not in recorded]
+    missed = [slot for slot in expected if slot not in recorded]
+    return MissedSlots(count=len(missed), latest=missed[-MISSED_SLOTS_LISTED:])
+
+
+@dataclasses.dataclass(frozen=True)
+class NextRun:
+    utc: datetime
+    local: datetime  # the same instant in the schedule's time zone
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleOverview:
+    schedule: Schedule
+    in_words: str
+    next_runs: list[NextRun]
+    # Why its slots are recorded skipped: the schedule or its job paused; "" when it runs.
+    paused_reason: str
+    last_run: JobRun | None
+
+
+NEXT_RUNS_SHOWN = 3
+
+
+def schedule_overviews(
+    *, job: str | None = None, now: datetime | None = None, states: dict | None = None
+) -> list[ScheduleOverview]:
+    """Every schedule (or a job's), with its next runs in its own time zone and in UTC and
+    its latest run, in two queries."""
+    now = now or timezone.now()
+    schedules = Schedule.objects.annotate(
+        last_run_id=Subquery(
+            JobRun.objects.filter(schedule=OuterRef("pk")).order_by("-id").values("id")[:1]
+        )
+    ).order_by("job", "name")
+    if job is not None:
+        schedules = schedules.filter(job=job)
+    schedules = list(schedules)
+    if states is None:
+        states = JobState.objects.in_bulk({schedule.job for schedule in schedules})
+    last_runs = JobRun.objects.in_bulk(
+        [schedule.last_run_id for schedule in schedules if schedule.last_run_id]
+    )
+    return [
+        ScheduleOverview(
+            schedule=schedule,
+            in_words=cron_in_words(schedule.cron),
+            next_runs=[
+                NextRun(utc=slot, local=slot.astimezone(ZoneInfo(schedule.timezone)))
+                for slot in next_slots(schedule.cron, now, NEXT_RUNS_SHOWN, schedule.timezone)
+            ],
+            paused_reason=_schedule_paused_reason(schedule, states.get(schedule.job)),
+            last_run=last_runs.get(schedule.last_run_id),
+        )
+        for schedule in schedules
+    ]
+
+
+def _schedule_paused_reason(schedule: Schedule, state: JobState | None) -> str:
+    if state is not None and state.paused:
+        return f"job {schedule.job} paused"
+    if not schedule.enabled:
+        return "schedule paused"
+    return ""
+
+
+def schedule_changes(*, schedule: Schedule, limit: int = 50) -> list[ScheduleChange]:
+    """The schedule's audit, newest first."""
+    return list(ScheduleChange.objects.filter(schedule=schedule).order_by("-id")[:limit])
+
+
+def _merged_next_runs(overviews: list[ScheduleOverview]) -> list[datetime]:
+    """A job's next runs over its running schedules, soonest first."""
+    slots = {
+        run.utc
+        for overview in overviews
+        if not overview.paused_reason
+        for run in overview.next_runs
+    }
+    return sorted(slots)[:NEXT_RUNS_SHOWN]
 
 
 # Job statistics look at this many latest finished runs of a job, so they stay cheap.
@@ -88,10 +180,10 @@ RECENT_POINTS = 30
 class JobOverview:
     name: str
     description: str
-    cron: str
-    schedule: str
     queue: str
+    # Its schedules' next runs merged, soonest first.
     next_runs: list[datetime]
+    schedules: list[ScheduleOverview]
     state: JobState
     last_run: JobRun | None
     last_finished_run: JobRun | None
@@ -234,6 +326,12 @@ def _overviews(
     rows = _overview_rows(tuple(spec.name for spec in specs))
     shown = {listed[0][0] for listed in rows.values() if listed}
     runs = JobRun.objects.in_bulk(shown) if shown else {}
+    by_job: dict[str, list[ScheduleOverview]] = {spec.name: [] for spec in specs}
+    for overview in schedule_overviews(
+        job=specs[0].name if len(specs) == 1 else None, now=now, states=states
+    ):
+        if overview.schedule.job in by_job:
+            by_job[overview.schedule.job].append(overview)
     overviews = []
     for spec in specs:
         last = rows[spec.name, "last"]
@@ -242,10 +340,9 @@ def _overviews(
             JobOverview(
                 name=spec.name,
                 description=spec.description,
-                cron=spec.cron,
-                schedule=cron_in_words(spec.cron),
                 queue=spec.queue,
-                next_runs=next_slots(spec.cron, now, 3),
+                next_runs=_merged_next_runs(by_job[spec.name]),
+                schedules=by_job[spec.name],
                 state=states.get(spec.name) or JobState(job=spec.name),
                 last_run=runs.get(last[0][0]) if last else None,
                 last_finished_run=runs.get(sample[0][0]) if sample else None,
@@ -268,7 +365,8 @@ def job_overview(
 @dataclasses.dataclass(frozen=True)
 class JobDetail(JobOverview):
     recent_runs: list[JobRun]
-    missed_slots: list[datetime]
+    # Per schedule name: the slots it missed in the window.
+    missed_slots: dict[str, MissedSlots]
 
 
 def job_detail(*, job: str, now: datetime | None = None) -> JobDetail:
@@ -277,7 +375,10 @@ def job_detail(*, job: str, now: datetime | None = None) -> JobDetail:
     return JobDetail(
         **{field.name: getattr(overview, field.name) for field in dataclasses.fields(overview)},
         recent_runs=job_recent_runs(job=job),
-        missed_slots=job_missed_slots(job=job, now=now),
+        missed_slots={
+            scheduled.schedule.name: schedule_missed_slots(schedule=scheduled.schedule, now=now)
+            for scheduled in overview.schedules
+        },
     )
 
 
@@ -297,12 +398,15 @@ def job_run_list(
     status: str | None = None,
     trigger: str | None = None,
     since: datetime | None = None,
+    schedule: int | None = None,
     limit: int = 20,
 ) -> list[JobRun]:
     """Run history, newest first; `since` compares with the time the run was recorded."""
     runs = JobRun.objects.order_by("-id")
     if job:
         runs = runs.filter(job=job)
+    if schedule:
+        runs = runs.filter(schedule_id=schedule)
     if status:
         runs = runs.filter(status=status)
     if trigger:

@@ -19,8 +19,9 @@ from dramatiq.message import generate_unique_id
 
 from jobs.conf import conf
 from jobs.exceptions import IdempotencyConflict, RunNotRetryable
-from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus, Trigger
-from jobs.registry import all_jobs, get_job
+from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus, Schedule, Trigger
+from jobs.params import lock_scope_of, params_validate
+from jobs.registry import JobSpec, all_jobs, get_job
 
 logger = logging.getLogger("steward.jobs")
 
@@ -33,13 +34,15 @@ def job_run_request(
     reason: str = "",
     as_of: datetime | None = None,
     dry_run: bool = False,
-    slot: datetime | None = None,
+    params: dict | None = None,
     retry_of: JobRun | None = None,
     idempotency_key: str | None = None,
-    skipped_reason: str = "",
     enqueue: bool = True,
 ) -> JobRun:
     """Record a run and, once the transaction commits, send it to the workers.
+
+    - `params`: the job's parameters, validated against what it declares (InvalidInput
+      naming the field otherwise, and nothing recorded).
 
     - `retry_of`: a failed run this one retries (its job and dry-run flag are taken over);
       RunNotRetryable when it is not failed. While a retry of it is queued or running, that
@@ -47,11 +50,9 @@ def job_run_request(
     - `idempotency_key`, scoped to `requested_by`: the first request makes the run, a repeat
       of the same request gets that run back (with `replayed` set), the same key on another
       request raises IdempotencyConflict.
-    - `skipped_reason`: the run is recorded as skipped (a paused job's slot) and not sent.
     - `enqueue=False`: the caller executes the run itself, in this process.
 
-    Raises UnknownJob for a name nobody registered, IntegrityError for a schedule slot that
-    is already recorded.
+    Raises UnknownJob for a name nobody registered.
     """
     # A plain request is one INSERT, committed on its own; a retry locks the failed run and
     # an idempotent request needs a savepoint, so those take a transaction.
@@ -62,42 +63,98 @@ def job_run_request(
             if in_flight is not None:
                 in_flight.replayed = True
                 return in_flight
-            job, dry_run = retry_of.job, retry_of.dry_run
+            job, dry_run, params = retry_of.job, retry_of.dry_run, retry_of.params
             trigger, reason = Trigger.RETRY, reason or f"retry of run #{retry_of.pk}"
         spec = get_job(job)
-        run = JobRun(
-            job=spec.name,
-            trigger=Trigger(trigger),
+        params = params_validate(spec, params)
+        run = new_run(
+            spec,
+            trigger=trigger,
             requested_by=requested_by,
             reason=reason,
             as_of=as_of or timezone.now(),
             dry_run=dry_run,
-            slot=slot,
+            params=params,
             retry_of=retry_of,
-            code_version=conf.CODE_VERSION,
         )
-        if skipped_reason:
-            run.status, run.status_reason, run.finished_at = (
-                RunStatus.SKIPPED,
-                skipped_reason,
-                timezone.now(),
-            )
-        send = enqueue and not skipped_reason
-        if send:
+        if enqueue:
             run.message_id = generate_unique_id()
         if idempotency_key is not None:
             run.idempotency_key = idempotency_key
             run.request_fingerprint = _request_fingerprint(
-                job=spec.name, reason=reason, as_of=as_of, dry_run=dry_run
+                job=spec.name, reason=reason, as_of=as_of, dry_run=dry_run, params=params
             )
             earlier = _save_once(run)
             if earlier is not None:
                 return earlier
         else:
             run.save()
-        if send:
+        if enqueue:
             job_runs_send([run])
         return run
+
+
+def new_run(
+    spec: JobSpec,
+    *,
+    trigger: str,
+    as_of: datetime,
+    params: dict,
+    requested_by: str = "",
+    reason: str = "",
+    dry_run: bool = False,
+    **fields,
+) -> JobRun:
+    """An unsaved run of `spec` with validated `params`, as every request records one."""
+    return JobRun(
+        job=spec.name,
+        trigger=Trigger(trigger),
+        requested_by=requested_by,
+        reason=reason,
+        as_of=as_of,
+        dry_run=dry_run,
+        params=params,
+        lock_scope=lock_scope_of(spec, params),
+        code_version=conf.CODE_VERSION,
+        **fields,
+    )
+
+
+def scheduled_runs_record(runs: list[JobRun]) -> list[JobRun]:
+    """Save the scheduler's runs of its slots, each sent once the transaction commits unless it
+    is recorded skipped; a `(schedule, slot)` already recorded (a second scheduler, a repeated
+    tick) is left out. Returns the runs this call recorded.
+
+    One INSERT for all of them; only when another scheduler got to one of the slots first does
+    it fall back to one savepoint per run.
+    """
+    for run in runs:
+        if run.status != RunStatus.SKIPPED:
+            run.message_id = generate_unique_id()
+    recorded = set(
+        JobRun.objects.filter(
+            schedule_id__in={run.schedule_id for run in runs},
+            slot__in={run.slot for run in runs},
+        ).values_list("schedule_id", "slot")
+    )
+    runs = [run for run in runs if (run.schedule_id, run.slot) not in recorded]
+    try:
+        with transaction.atomic():
+            JobRun.objects.bulk_create(runs)
+    except IntegrityError:
+        runs = [run for run in runs if _save_unless_recorded(run)]
+    job_runs_send([run for run in runs if run.status != RunStatus.SKIPPED])
+    return runs
+
+
+def _save_unless_recorded(run: JobRun) -> bool:
+    run.pk = None
+    try:
+        with transaction.atomic():
+            run.save()
+    except IntegrityError:
+        return False
+    return True
 
 
 @transaction.atomic
@@ -127,14 +184,15 @@ def job_shards_request(*, parent: JobRun, shards: list[dict]) -> list[JobRun]:
 
 def job_runs_send(runs: list[JobRun]) -> None:
     """Once the transaction commits, send each saved run's message under its recorded id,
-    built as the run actor's own `message()` builds it."""
+    built as the run actor's own `message()` builds it, with its schedule's retry settings."""
+    retries = _schedule_retry_options({run.schedule_id for run in runs} - {None})
     messages = [
         dramatiq.Message(
             queue_name=get_job(run.job).queue,
             actor_name=get_job(run.job).actor_name,
             args=(run.pk,),
             kwargs={},
-            options={},
+            options=retries.get(run.schedule_id, {}),
             message_id=run.message_id,
         )
         for run in runs
@@ -147,6 +205,25 @@ def job_runs_send(runs: list[JobRun]) -> None:
             broker.enqueue(message)
 
     transaction.on_commit(send)
+
+
+def _schedule_retry_options(schedule_ids: set[int]) -> dict[int, dict]:
+    """The message options of the schedules that override their job's retry settings."""
+    if not schedule_ids:
+        return {}
+    overriding = Schedule.objects.filter(pk__in=schedule_ids).exclude(
+        max_retries__isnull=True, min_backoff_ms__isnull=True
+    )
+    options = {}
+    for pk, max_retries, min_backoff in overriding.values_list(
+        "pk", "max_retries", "min_backoff_ms"
+    ):
+        options[pk] = {
+            name: value
+            for name, value in (("max_retries", max_retries), ("min_backoff", min_backoff))
+            if value is not None
+        }
+    return options
 
 
 def _retryable(run: JobRun) -> JobRun:

@@ -43,6 +43,8 @@ class BrokerUnavailable(exceptions.APIException):
 
 def _as_api_exception(exc: Exception) -> Exception:
     if isinstance(exc, StewardError):
+        if exc.fields:
+            return exceptions.ValidationError(exc.fields)
         return StewardApiError(exc)
     if isinstance(exc, ObjectDoesNotExist):
         return exceptions.NotFound(str(exc))
