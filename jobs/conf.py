@@ -36,8 +36,9 @@ SETTINGS: dict[str, Setting] = {
     "DEFAULT_TIME_LIMIT_MS": Setting(30 * 60 * 1000, "An attempt running longer is stopped."),
     "JOB_OVERRIDES": Setting(
         {},
-        "Per-job <NAME>_CRON / _MAX_RETRIES / _MIN_BACKOFF_MS / _TIME_LIMIT_MS, from the "
-        "environment's STEWARD_JOB_<NAME>_<OPTION>.",
+        "Per-job <NAME>_CRON (the default schedule's cron on the first migrate) / "
+        "_MAX_RETRIES / _MIN_BACKOFF_MS / _TIME_LIMIT_MS, from the environment's "
+        "STEWARD_JOB_<NAME>_<OPTION>.",
     ),
     "ALERT_BACKEND": Setting(
         "jobs.alerts.MailAdminsAlertBackend", "Where failed and partial runs are reported."
@@ -51,7 +52,8 @@ SETTINGS: dict[str, Setting] = {
         3_600, "A schedule tick older than this is dropped; ticks only record their slot."
     ),
     "MISSED_SLOT_WINDOW_HOURS": Setting(
-        24, "How far back an operator is shown the slots missed while the scheduler was down."
+        24,
+        "How far back missed slots are reported, and caught up, after the scheduler was down.",
     ),
     "QUEUE_RATE_LIMITS": Setting(
         "", "Fleet-wide rate limits, 'name=limit/seconds,...', drawn on by the jobs."

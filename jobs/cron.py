@@ -83,6 +83,10 @@ def validate_cron(spec: str) -> str:
     try:
         CronSim(text, datetime(2000, 1, 1))
     except CronSimError as exc:
+        if "day-of-month" in str(exc):  # every field is in range, so the date cannot occur
+            raise CronError(
+                f"day of month {fields[2]} never occurs in month {fields[3]}; {spec!r} never fires"
+            ) from None
         raise CronError(f"{spec!r}: {str(exc).lower()}") from None
     return text
 

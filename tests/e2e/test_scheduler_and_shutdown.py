@@ -1,19 +1,16 @@
 """Scheduling and shutdown with real worker and scheduler processes."""
 
 import signal
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.request import urlopen
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from jobs.actors import tick_actor_for
-from jobs.models import AttemptStatus, JobRun, RunStatus
+from jobs.actors import tick_actor
+from jobs.models import AttemptStatus, JobRun, RunStatus, Schedule
 from jobs.runner import job_run_execute
 from jobs.services import job_run_request
 from ledger.models import Escrow, Transfer
@@ -21,7 +18,7 @@ from ledger.services.demo import DemoPlan, demo_seed
 from ledger.statuses import EscrowStatus
 from tests.factories import HOLD, donation_at
 from tests.invariants import assert_ledger_consistent
-from tests.workers import WorkerProcess, subprocess_env
+from tests.workers import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -39,21 +36,31 @@ def run_finished(run_id):
     return lambda: JobRun.objects.get(pk=run_id).is_finished
 
 
+def every_minute(job: str) -> Schedule:
+    """The job's default schedule moved to every minute; every other schedule removed."""
+    Schedule.objects.exclude(name=job).delete()
+    Schedule.objects.filter(name=job).update(
+        cron="* * * * *", evaluated_until=None, created_at=timezone.now() - timedelta(minutes=1)
+    )
+    return Schedule.objects.get(name=job)
+
+
 def test_a_duplicated_tick_message_through_the_worker_gives_one_run_and_one_effect(
     worker_process,
 ):
-    # given two due escrows and the same slot's tick message delivered twice
+    # given two due escrows, release_escrows every minute, and one tick delivered twice
+    schedule = every_minute("release_escrows")
     now = timezone.now()
     for _ in range(2):
         donation_at(at=now - HOLD - timedelta(minutes=1))
     scheduled_at = now.replace(second=0, microsecond=0).isoformat()
-    tick = tick_actor_for("release_escrows")
+    tick = tick_actor()
     tick.send_with_options(scheduled_at=scheduled_at)
     tick.send_with_options(scheduled_at=scheduled_at)
 
     # when the worker has processed both ticks and the run they recorded
-    wait_for(lambda: JobRun.objects.filter(job="release_escrows").exists(), message="a run")
-    run = JobRun.objects.get(job="release_escrows")
+    wait_for(lambda: JobRun.objects.filter(schedule=schedule).exists(), message="a run")
+    run = JobRun.objects.get(schedule=schedule)
     wait_for(run_finished(run.pk), message="the run")
     time.sleep(1)
 
@@ -64,58 +71,6 @@ def test_a_duplicated_tick_message_through_the_worker_gives_one_run_and_one_effe
     assert run.summary["escrows_released"] == 2
     assert Transfer.objects.filter(kind="escrow_release").count() == 2
     assert_ledger_consistent()
-
-
-def test_two_real_schedulers_record_one_run_per_slot(tmp_path):
-    # given two scheduler processes and a worker, with release_escrows ticking every minute
-    env = subprocess_env(STEWARD_JOB_RELEASE_ESCROWS_CRON="* * * * *")
-    worker = WorkerProcess(
-        log_path=tmp_path / "worker.log", env={"STEWARD_JOB_RELEASE_ESCROWS_CRON": "* * * * *"}
-    )
-    worker.start()
-    schedulers = [
-        subprocess.Popen(
-            [sys.executable, "manage.py", "runscheduler"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=open(tmp_path / f"scheduler{i}.log", "w"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        # when both have ticked at least one full minute boundary
-        start = datetime.now(UTC)
-        boundary = (start + timedelta(minutes=1)).replace(second=0, microsecond=0)
-        wait_for(
-            lambda: JobRun.objects.filter(job="release_escrows", slot__gte=boundary).exists(),
-            timeout=(boundary - start).total_seconds() + 45,
-            interval=0.5,
-            message="the next minute's run",
-        )
-        time.sleep(3)
-    finally:
-        # Ctrl-C for one, a process manager's SIGTERM for the other.
-        for process, signum in zip(schedulers, (signal.SIGINT, signal.SIGTERM), strict=True):
-            process.send_signal(signum)
-        try:
-            exit_codes = [process.wait(timeout=20) for process in schedulers]
-        finally:
-            for process in schedulers:
-                if process.poll() is None:
-                    process.kill()
-            worker.stop()
-
-    # then every recorded slot has exactly one run, and both schedulers did tick
-    runs = list(JobRun.objects.filter(job="release_escrows").values_list("slot", flat=True))
-    assert len(runs) == len(set(runs)) >= 1
-    for i in range(2):
-        log = (tmp_path / f"scheduler{i}.log").read_text()
-        assert "tick_release_escrows" in log
-        assert "Scheduler stopped." in log
-    assert exit_codes == [0, 0]
-    assert (tmp_path / "worker.log").read_text().count("already recorded") >= 1
 
 
 def seed_due_escrows(count: int) -> int:

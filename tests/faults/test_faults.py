@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs.actors import actor_for
-from jobs.models import FINISHED_STATUSES, AttemptStatus, JobRun, RunStatus
+from jobs.models import FINISHED_STATUSES, AttemptStatus, JobRun, RunStatus, Schedule
 from jobs.services import job_run_request
 from ledger.models import Escrow
 from ledger.services.escrows import escrows_due
@@ -29,6 +29,12 @@ from tests.faults.harness import StewardProcess, backends, rows_locked, wait_for
 from tests.faults.profile import current_profile
 from tests.faults.verdict import conclude
 from tests.faults.workload import Workload
+
+
+def every_minute(*jobs: str) -> None:
+    """The jobs' default schedules tick every minute from now on (schedules are rows)."""
+    Schedule.objects.filter(name__in=jobs).update(cron="* * * * *", evaluated_until=None)
+
 
 PROFILE = current_profile()
 pytestmark = [
@@ -137,11 +143,8 @@ def test_2_two_workers_and_two_schedulers_in_compressed_time(fleet):
     started = time.monotonic()
     # given every money job ticking each minute, obligations due as soon as they start, two
     # workers and two schedulers
-    env = {
-        f"STEWARD_JOB_{job.upper()}_CRON": "* * * * *"
-        for job in ("release_escrows", "expire_matches", "cycle_reminders", "reconcile_ledger")
-    }
-    env["CYCLE_DUE_DAYS"] = "0"
+    every_minute("release_escrows", "expire_matches", "cycle_reminders", "reconcile_ledger")
+    env = {"CYCLE_DUE_DAYS": "0"}
     fleet.workers("w1", "w2", **env)
     schedulers = fleet.schedulers("s1", "s2", **env)
     first_slot = timezone.now().replace(second=0, microsecond=0)
@@ -183,7 +186,7 @@ def test_2_two_workers_and_two_schedulers_in_compressed_time(fleet):
 
     # then both schedulers ticked, and every reconciliation on the way found the books clean
     for scheduler in schedulers:
-        assert "tick_release_escrows" in scheduler.log_text()
+        assert "tick_schedules" in scheduler.log_text()
     slots = JobRun.objects.filter(job="release_escrows", slot__isnull=False).count()
     assert slots >= PROFILE.slots
     assert not JobRun.objects.filter(job="reconcile_ledger", status=RunStatus.PARTIAL).exists()
@@ -274,12 +277,9 @@ def test_4_the_same_run_message_sent_twice_at_once(fleet):
 @pytest.mark.timeout(PROFILE.redis_restarts * 120 + 300)
 def test_5_redis_restarted_without_persistence_while_messages_are_queued(fleet):
     started = time.monotonic()
-    env = {
-        f"STEWARD_JOB_{job.upper()}_CRON": "* * * * *"
-        for job in ("release_escrows", "expire_matches")
-    }
+    every_minute("release_escrows", "expire_matches")
     # Runs whose messages the restart lost are re-sent, or closed as lost, by rescue_runs.
-    env["STEWARD_LOST_RUN_AFTER"] = "20"
+    env = {"STEWARD_LOST_RUN_AFTER": "20"}
     worker = fleet.worker("w1", **env)
     fleet.schedulers("s1", **env)
     workload = Workload(label="redis")

@@ -1,6 +1,7 @@
 """Every surface and the scheduler record runs through `job_run_request`: each run carries its
 trigger, who asked, why, and the code version, the scheduler's paused slots included."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -11,9 +12,10 @@ from django.utils import timezone
 
 from jobs.actors import actor_for
 from jobs.conf import conf
-from jobs.models import JobRun, JobState, RunStatus, Trigger
+from jobs.models import JobRun, RunStatus, Trigger
 from jobs.queues import queue_requeue_dead
-from jobs.scheduling import job_pause, schedule_tick
+from jobs.schedules import schedule_create
+from jobs.scheduling import job_pause, schedules_tick
 from jobs.services import job_run_request
 from tests.api.helpers import PAUSE, RETRY, TRIGGER, finished_run, token_client, user_with
 from tests.scheduling.test_queues import dead_letter_one
@@ -121,15 +123,21 @@ def test_runjob_records_its_run_in_process_and_enqueued(job, code_version, broke
 
 @pytest.mark.parametrize("paused", [False, True])
 def test_the_scheduler_records_its_slots_paused_ones_included(job, code_version, broker, paused):
+    schedule = schedule_create(by="ops", name="every-minute", job=job, cron="* * * * *")
     if paused:
         job_pause(job=job, by="ops", reason="maintenance")
-    slot = timezone.now().replace(second=0, microsecond=0)
-    run = schedule_tick(job=job, scheduled_at=slot)
-    assert_recorded(run, trigger=Trigger.SCHEDULE, by="scheduler", why="", version=code_version)
-    assert run.slot == slot
+    slot = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    (run,) = [run for run in schedules_tick(now=slot).recorded if run.schedule_id == schedule.pk]
+    assert_recorded(
+        run,
+        trigger=Trigger.SCHEDULE,
+        by="scheduler",
+        why="schedule every-minute",
+        version=code_version,
+    )
+    assert (run.slot, run.schedule_id) == (slot, schedule.pk)
     assert run.status == (RunStatus.SKIPPED if paused else RunStatus.QUEUED)
     assert bool(run.message_id) is (not paused)
-    assert JobState.objects.get(job=job).last_slot == slot
 
 
 def test_a_requeued_dead_letter_records_its_retry(job, code_version, broker):
