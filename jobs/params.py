@@ -23,9 +23,11 @@ MAX_IDS = 1_000
 
 class IdListField(serializers.ListField):
     """Primary keys of the rows a targeted run handles: positive, at most MAX_IDS, stored
-    sorted and without repeats (so equal targets are equal parameters)."""
+    sorted and without repeats (so equal targets are equal parameters). Optional: a run
+    without them handles every row that is due."""
 
     def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
         kwargs.setdefault("child", serializers.IntegerField(min_value=1, max_value=2**63 - 1))
         kwargs.setdefault("min_length", 1)
         kwargs.setdefault("max_length", MAX_IDS)

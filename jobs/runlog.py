@@ -11,6 +11,7 @@ import logging
 
 from jobs.models import JobRun
 from jobs.panels import run_summary_figures
+from jobs.params import params_text
 from jobs.registry import get_job
 
 logger = logging.getLogger("steward.jobs")
@@ -56,13 +57,16 @@ class RunLog:
         self._info(f"Running job: {run.job}{mode}, run #{run.pk}, attempt {self.fields['attempt']}")
         why = f", reason: {run.reason}" if run.reason else ""
         self._info(f"   Trigger: {run.trigger}{by}, as of {run.as_of.isoformat()}{why}")
+        if run.params:
+            self._info(f"   Parameters: {params_text(run.params)}")
         self._info(BANNER)
 
     def finish(self, run: JobRun) -> None:
         if not self.announced and _idle(run):
             mode = "dry run" if run.dry_run else "run"
+            targets = f" ({params_text(run.params)})" if run.params else ""
             self._info(
-                f"Job {run.status}: {run.job} {mode} #{run.pk} in {run.duration_ms} ms, "
+                f"Job {run.status}: {run.job} {mode} #{run.pk}{targets} in {run.duration_ms} ms, "
                 "nothing to do"
             )
             return

@@ -12,12 +12,14 @@ from django.conf import settings
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
+from rest_framework import serializers
 
 from jobs.actors import actor_for
 from jobs.exceptions import PermanentError
 from jobs.locks import job_lock
 from jobs.middleware import shutdown_requested
 from jobs.models import AttemptStatus, JobRun, JobRunAttempt, RunStatus
+from jobs.params import IdListField
 from jobs.runner import WORKER_LOST, job_run_execute
 from jobs.services import job_run_request
 
@@ -261,6 +263,57 @@ def test_a_second_run_while_the_first_is_running_is_skipped_naming_the_first(reg
     first.refresh_from_db()
     assert first.status == RunStatus.SUCCEEDED
     assert first.summary == {"done": 1}
+
+
+class TargetParams(serializers.Serializer):
+    item_ids = IdListField()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("concurrent_targets", "second_status"),
+    [(True, RunStatus.SUCCEEDED), (False, RunStatus.SKIPPED)],
+)
+def test_a_targeted_run_has_its_own_lock_only_where_the_job_claims_rows_safely(
+    register_test_job, concurrent_targets, second_status
+):
+    # given a full sweep of a job blocking inside its body, holding the job's lock
+    started = threading.Event()
+    release = threading.Event()
+
+    def body(context):
+        if not context.params:
+            started.set()
+            if not release.wait(timeout=30):
+                raise TimeoutError("never released")
+        return {"targets": len(context.params.get("item_ids", []))}
+
+    spec = register_test_job(body, params=TargetParams, concurrent_targets=concurrent_targets)
+    sweep = job_run_request(enqueue=False, job=spec.name, trigger="cli")
+    targeted = job_run_request(
+        enqueue=False, job=spec.name, trigger="api", params={"item_ids": [9, 3, 9]}
+    )
+
+    # when a targeted run starts while the sweep runs
+    sweep_thread = _in_thread(lambda: job_run_execute(run_id=sweep.pk))
+    try:
+        assert started.wait(timeout=10)
+        targeted_thread = _in_thread(lambda: job_run_execute(run_id=targeted.pk))
+        targeted_thread.join(timeout=30)
+        targeted.refresh_from_db()
+    finally:
+        release.set()
+        sweep_thread.join(timeout=30)
+
+    # then it ran beside the sweep where the job declares its rows safe to claim at once,
+    # and was skipped behind the sweep's lock where it does not
+    assert targeted.params == {"item_ids": [3, 9]}
+    assert bool(targeted.lock_scope) is concurrent_targets
+    assert targeted.status == second_status
+    if concurrent_targets:
+        assert targeted.summary == {"targets": 2}
+    sweep.refresh_from_db()
+    assert sweep.status == RunStatus.SUCCEEDED
 
 
 @pytest.mark.django_db
