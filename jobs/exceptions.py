@@ -17,7 +17,10 @@ PAUSE_PERMISSION = "jobs.pause_jobstate"
 VIEW_RUNS_PERMISSION = "jobs.view_jobrun"
 REQUEUE_DEAD_PERMISSION = "jobs.requeue_dead"
 VIEW_SCHEDULES_PERMISSION = "jobs.view_schedule"
+ADD_SCHEDULES_PERMISSION = "jobs.add_schedule"
 CHANGE_SCHEDULES_PERMISSION = "jobs.change_schedule"
+DELETE_SCHEDULES_PERMISSION = "jobs.delete_schedule"
+PAUSE_SCHEDULES_PERMISSION = "jobs.pause_schedule"
 
 
 class StewardError(Exception):

@@ -69,7 +69,7 @@ def _validated(fields: dict, *, current: Schedule | None) -> dict:
     """The fields checked together; InvalidInput naming every field at fault."""
     errors: dict[str, list[str]] = {}
     name = fields.get("name")
-    if not isinstance(name, str) or not NAME.match(name) or len(name) > MAX_NAME_LENGTH:
+    if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
         errors["name"] = [
             f"a name of at most {MAX_NAME_LENGTH} letters, digits, '_', '.', ':' or '-' is required"
         ]

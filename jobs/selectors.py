@@ -83,10 +83,14 @@ NEXT_RUNS_SHOWN = 3
 
 
 def schedule_overviews(
-    *, job: str | None = None, now: datetime | None = None, states: dict | None = None
+    *,
+    job: str | None = None,
+    ids: list[int] | None = None,
+    now: datetime | None = None,
+    states: dict | None = None,
 ) -> list[ScheduleOverview]:
-    """Every schedule (or a job's), with its next runs in its own time zone and in UTC and
-    its latest run, in two queries."""
+    """Every schedule (or a job's, or those of `ids`), with its next runs in its own time zone
+    and in UTC and its latest run, in two queries."""
     now = now or timezone.now()
     schedules = Schedule.objects.annotate(
         last_run_id=Subquery(
@@ -95,10 +99,12 @@ def schedule_overviews(
     ).order_by("job", "name")
     if job is not None:
         schedules = schedules.filter(job=job)
+    if ids is not None:
+        schedules = schedules.filter(pk__in=ids)
     schedules = list(schedules)
     if states is None:
         states = JobState.objects.in_bulk({schedule.job for schedule in schedules})
-    last_runs = JobRun.objects.in_bulk(
+    last_runs = JobRun.objects.select_related("schedule").in_bulk(
         [schedule.last_run_id for schedule in schedules if schedule.last_run_id]
     )
     return [
@@ -325,7 +331,7 @@ def _overviews(
     """
     rows = _overview_rows(tuple(spec.name for spec in specs))
     shown = {listed[0][0] for listed in rows.values() if listed}
-    runs = JobRun.objects.in_bulk(shown) if shown else {}
+    runs = JobRun.objects.select_related("schedule").in_bulk(shown) if shown else {}
     by_job: dict[str, list[ScheduleOverview]] = {spec.name: [] for spec in specs}
     for overview in schedule_overviews(
         job=specs[0].name if len(specs) == 1 else None, now=now, states=states
@@ -389,7 +395,8 @@ def job_overviews(*, now: datetime | None = None) -> list[JobOverview]:
 
 
 def job_recent_runs(*, job: str, limit: int = 20) -> list[JobRun]:
-    return list(JobRun.objects.filter(job=job, parent__isnull=True).order_by("-id")[:limit])
+    runs = JobRun.objects.filter(job=job, parent__isnull=True).select_related("schedule")
+    return list(runs.order_by("-id")[:limit])
 
 
 def job_run_list(
@@ -402,7 +409,7 @@ def job_run_list(
     limit: int = 20,
 ) -> list[JobRun]:
     """Run history, newest first; `since` compares with the time the run was recorded."""
-    runs = JobRun.objects.order_by("-id")
+    runs = JobRun.objects.select_related("schedule").order_by("-id")
     if job:
         runs = runs.filter(job=job)
     if schedule:
@@ -418,7 +425,7 @@ def job_run_list(
 
 def job_run_get(*, run_id: int) -> JobRun:
     """One run with its attempts; raises JobRun.DoesNotExist."""
-    return JobRun.objects.prefetch_related("attempts").get(pk=run_id)
+    return JobRun.objects.select_related("schedule").prefetch_related("attempts").get(pk=run_id)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -19,8 +19,17 @@ from rest_framework import serializers
 from rest_framework.settings import ISO_8601
 
 from jobs.conf import conf
-from jobs.models import RunStatus, Trigger
-from jobs.registry import all_jobs
+from jobs.cron import MAX_SPEC_LENGTH
+from jobs.models import RunStatus, Schedule, ScheduleChange, Trigger
+from jobs.params import params_describe
+from jobs.registry import all_jobs, get_job
+from jobs.schedules import (
+    MAX_NAME_LENGTH,
+    MAX_NOTES_LENGTH,
+    MAX_RETRIES_LIMIT,
+    MIN_BACKOFF_RANGE,
+    NAME,
+)
 
 # A run may not handle work due in the future: that would release money early. Dry runs may
 # look ahead, and a little clock skew between client and server is forgiven.
@@ -86,6 +95,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class JsonIntegerField(StrictIntegerField):
+    """A JSON number without a fraction only: in a body, "3" is text, not a count."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 @extend_schema_field({"type": "string", "pattern": REASON_PATTERN})
 class ReasonField(StrictCharField):
     """Kept as written (not trimmed, so the length the schema states is the one checked)."""
@@ -97,6 +115,62 @@ class ReasonField(StrictCharField):
         value = super().to_internal_value(data)
         if not value.strip():
             self.fail("blank")
+        return value
+
+
+class ParamsField(serializers.DictField):
+    """A JSON object of parameter names to values. Which names and values a job takes is its
+    own to say (`jobs.params`): the service checks them and names each one at fault."""
+
+    default_error_messages = {"not_a_dict": "Must be an object of parameter names to values."}
+
+
+@extend_schema_field({"type": "string", "pattern": NAME.pattern})
+class ScheduleNameField(StrictCharField):
+    """Kept as written: the schedule services check the name's form and that it is free."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_NAME_LENGTH, trim_whitespace=False, **kwargs)
+
+
+JOB_NAMES = [spec.name for spec in all_jobs()]
+
+
+@extend_schema_field({"type": "string", "enum": JOB_NAMES})
+class JobNameField(StrictCharField):
+    """A job's name; the schedule services refuse one nobody registered."""
+
+
+# Formats JSON Schema does not define: the descriptions say what they take and the server
+# checks them.
+@extend_schema_field({"type": "string", "format": "cron", "example": "0 9 * * 1-5"})
+class CronField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_SPEC_LENGTH, trim_whitespace=False, **kwargs)
+
+
+@extend_schema_field({"type": "string", "format": "iana-time-zone", "example": "Asia/Tokyo"})
+class TimeZoneField(StrictCharField):
+    def __init__(self, **kwargs):
+        max_length = Schedule._meta.get_field("timezone").max_length
+        super().__init__(max_length=max_length, trim_whitespace=False, **kwargs)
+
+
+# Not empty: drf-spectacular offers the empty string as the other choice of a oneOf, which
+# must match exactly one.
+@extend_schema_field({"type": "string", "pattern": r"^[^\u0000]+$"})
+class NotesField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_length=MAX_NOTES_LENGTH, allow_blank=True, trim_whitespace=False, **kwargs
+        )
+
+
+class LocalDateTimeField(serializers.DateTimeField):
+    """A time shown with the offset it carries (a schedule's own time zone), where DRF would
+    move it to TIME_ZONE."""
+
+    def enforce_timezone(self, value):
         return value
 
 
@@ -143,7 +217,15 @@ def idempotency_key_or_none(value: str | None) -> str | None:
 
 # --- Inputs -----------------------------------------------------------------------------------
 
-JOB_NAMES = [spec.name for spec in all_jobs()]
+
+class QuerySerializer(StrictSerializer):
+    """Parameters of a query string."""
+
+    def to_internal_value(self, data):
+        # Query strings repeat keys in a QueryDict: the last value wins, as in Django.
+        if hasattr(data, "dict"):
+            data = data.dict()
+        return super().to_internal_value(data)
 
 
 class ReasonInputSerializer(StrictSerializer):
@@ -153,6 +235,12 @@ class ReasonInputSerializer(StrictSerializer):
 class TriggerInputSerializer(ReasonInputSerializer):
     dry_run = StrictBooleanField(
         default=False, help_text="Report what the job would change without changing it."
+    )
+    params = ParamsField(
+        required=False,
+        help_text="The job's parameters (its `params` in the job list say which it takes), "
+        'e.g. {"escrow_ids": [4, 9]}; an unknown or ill-typed one is a 400 on '
+        "`params.<name>` and nothing is recorded. Part of the Idempotency-Key's request.",
     )
     as_of = IsoDateTimeField(
         required=False,
@@ -169,13 +257,17 @@ class TriggerInputSerializer(ReasonInputSerializer):
         return attrs
 
 
-class RunListQuerySerializer(StrictSerializer):
-    job = serializers.ChoiceField(
+def _job_filter(help_text: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
         choices=JOB_NAMES,
         required=False,
-        help_text="Only runs of this job.",
+        help_text=help_text,
         error_messages={"invalid_choice": f"Unknown job; known jobs: {', '.join(JOB_NAMES)}."},
     )
+
+
+class RunListQuerySerializer(QuerySerializer):
+    job = _job_filter("Only runs of this job.")
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     trigger = serializers.ChoiceField(choices=Trigger.choices, required=False)
     since = IsoDateTimeField(
@@ -183,13 +275,69 @@ class RunListQuerySerializer(StrictSerializer):
         help_text="Only runs recorded at or after this time, within "
         f"{conf.AS_OF_WINDOW_DAYS} days of now.",
     )
+    schedule = StrictIntegerField(
+        min_value=1, max_value=2**63 - 1, required=False, help_text="Only runs of this schedule."
+    )
     limit = StrictIntegerField(min_value=1, max_value=100, default=20)
 
-    def to_internal_value(self, data):
-        # Query strings repeat keys in a QueryDict: the last value wins, as in Django.
-        if hasattr(data, "dict"):
-            data = data.dict()
-        return super().to_internal_value(data)
+
+class ScheduleListQuerySerializer(QuerySerializer):
+    job = _job_filter("Only the schedules of this job.")
+
+
+class OptionalReasonInputSerializer(StrictSerializer):
+    reason = ReasonField(required=False, help_text="Why: recorded in the schedule's audit.")
+
+
+class OptionalReasonQuerySerializer(QuerySerializer):
+    reason = ReasonField(required=False, help_text="Why: recorded in the schedule's audit.")
+
+
+class ScheduleInputSerializer(OptionalReasonInputSerializer):
+    """A schedule's fields as an operator sets them, checked here for type and length only:
+    the schedule services check the rest (a known job, a valid cron and time zone, the job's
+    params, a free name) and name every field at fault."""
+
+    name = ScheduleNameField(
+        help_text=f"Unique; up to {MAX_NAME_LENGTH} letters, digits, '_', '.', ':' or '-', "
+        "e.g. pools-snake-tokyo."
+    )
+    job = JobNameField(help_text="The job the schedule runs.")
+    cron = CronField(
+        help_text="Five cron fields (or @hourly, @daily, @weekly, ...), read in `timezone`; "
+        "Sunday is 0 or 7, month and day names are allowed."
+    )
+    timezone = TimeZoneField(
+        required=False, help_text="The IANA time zone the cron is read in; default UTC."
+    )
+    params = ParamsField(
+        required=False,
+        help_text="The job's parameters for every run of the schedule (its `params` in the "
+        "job list say which it takes); default none.",
+    )
+    enabled = StrictBooleanField(
+        required=False, help_text="false: its slots are recorded skipped; default true."
+    )
+    catch_up = StrictBooleanField(
+        required=False,
+        help_text="Run the latest missed slot once when the scheduler comes back; default: "
+        "the job's own policy.",
+    )
+    max_retries = JsonIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_RETRIES_LIMIT,
+        help_text="Retries of its runs; null: the job's.",
+    )
+    min_backoff_ms = JsonIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=MIN_BACKOFF_RANGE[0],
+        max_value=MIN_BACKOFF_RANGE[1],
+        help_text="The first retry's backoff, doubling after; null: the job's.",
+    )
+    notes = NotesField(required=False)
 
 
 # --- Outputs ----------------------------------------------------------------------------------
@@ -212,9 +360,18 @@ class RepairSerializer(serializers.Serializer):
     what = serializers.CharField()
 
 
+class ScheduleRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     job = serializers.CharField()
+    params = serializers.DictField(help_text="The run's validated parameters; {} for none.")
+    schedule = ScheduleRefSerializer(
+        allow_null=True, help_text="The schedule whose slot the run is; null when removed or none."
+    )
     status = serializers.ChoiceField(choices=RunStatus.choices)
     status_reason = serializers.CharField()
     trigger = serializers.ChoiceField(choices=Trigger.choices)
@@ -274,19 +431,99 @@ class JobStatsSerializer(serializers.Serializer):
     p95_ms = serializers.IntegerField(allow_null=True)
 
 
+class RunBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
+    slot = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class NextRunSerializer(serializers.Serializer):
+    utc = serializers.DateTimeField(default_timezone=UTC)
+    local = LocalDateTimeField(help_text="The same time in the schedule's time zone.")
+
+
+class ScheduleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="schedule.id")
+    name = serializers.CharField(source="schedule.name")
+    job = serializers.CharField(source="schedule.job")
+    cron = serializers.CharField(source="schedule.cron")
+    in_words = serializers.CharField(help_text="The cron spec in words, in its time zone.")
+    timezone = serializers.CharField(source="schedule.timezone")
+    params = serializers.DictField(source="schedule.params")
+    enabled = serializers.BooleanField(source="schedule.enabled")
+    catch_up = serializers.BooleanField(source="schedule.catch_up")
+    max_retries = serializers.IntegerField(source="schedule.max_retries", allow_null=True)
+    min_backoff_ms = serializers.IntegerField(source="schedule.min_backoff_ms", allow_null=True)
+    notes = serializers.CharField(source="schedule.notes")
+    paused_reason = serializers.CharField(
+        help_text="Why its slots are recorded skipped (the schedule or its job is paused); "
+        "empty while it runs."
+    )
+    next_runs = NextRunSerializer(many=True, help_text="Its next 3 run times.")
+    last_run = RunBriefSerializer(allow_null=True, help_text="Its latest recorded run.")
+    created_by = serializers.CharField(source="schedule.created_by")
+    created_at = serializers.DateTimeField(source="schedule.created_at")
+    updated_by = serializers.CharField(source="schedule.updated_by")
+    updated_at = serializers.DateTimeField(source="schedule.updated_at")
+
+
+class MissedSlotsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    latest = serializers.ListField(
+        child=serializers.DateTimeField(), help_text="The latest of them, newest last."
+    )
+
+
+class ScheduleChangeSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=ScheduleChange.Action.choices)
+    changed_by = serializers.CharField()
+    changed_at = serializers.DateTimeField()
+    reason = serializers.CharField()
+    before = serializers.DictField(
+        allow_null=True, help_text="The changed fields before; null when it was created."
+    )
+    after = serializers.DictField(
+        allow_null=True, help_text="The changed fields after; null when it was removed."
+    )
+
+
+class ScheduleDetailSerializer(ScheduleSerializer):
+    missed_slots = MissedSlotsSerializer(
+        help_text="Slots of the missed-slot window with no recorded run."
+    )
+    changes = ScheduleChangeSerializer(many=True, help_text="Its audit, newest first.")
+
+
+class ParamSpecSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField(help_text='E.g. "integer", "list of integer", "choice".')
+    help = serializers.CharField()
+    required = serializers.BooleanField()
+    default = serializers.JSONField(required=False)
+    choices = serializers.ListField(child=serializers.JSONField(), required=False)
+
+
 class JobSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
-    cron = serializers.CharField()
-    schedule = serializers.CharField(help_text="The cron spec in words.")
-    time_zone = serializers.SerializerMethodField()
+    params = serializers.SerializerMethodField(help_text="The parameters a run accepts.")
+    time_zone = serializers.SerializerMethodField(help_text="The zone `next_runs` are given in.")
     queue = serializers.CharField()
     next_runs = serializers.ListField(
-        child=serializers.DateTimeField(), help_text="The next 3 run times, in TIME_ZONE."
+        child=serializers.DateTimeField(),
+        help_text="The next 3 run times over its running schedules, in TIME_ZONE.",
     )
+    schedules = ScheduleSerializer(many=True)
     state = JobStateSerializer()
     last_run = RunSerializer(allow_null=True)
     stats = JobStatsSerializer()
+
+    @extend_schema_field(ParamSpecSerializer(many=True))
+    def get_params(self, overview) -> list[dict]:
+        return ParamSpecSerializer(params_describe(get_job(overview.name)), many=True).data
 
     def get_time_zone(self, overview) -> str:
         return settings.TIME_ZONE
@@ -294,9 +531,9 @@ class JobSerializer(serializers.Serializer):
 
 class JobDetailSerializer(JobSerializer):
     recent_runs = RunSerializer(many=True)
-    missed_slots = serializers.ListField(
-        child=serializers.DateTimeField(),
-        help_text="Slots of the last day the schedule expected but no run recorded.",
+    missed_slots = serializers.DictField(
+        child=MissedSlotsSerializer(),
+        help_text="Per schedule name: the slots of the missed-slot window with no recorded run.",
     )
 
 
@@ -368,6 +605,10 @@ StatusResponse = envelope("StatusResponse", StatusSerializer())
 RunListResponse = envelope("RunListResponse", RunListSerializer())
 RunDetailResponse = envelope("RunDetailResponse", RunDetailSerializer())
 RetryResponse = envelope("RetryResponse", RunSerializer(), message=True)
+ScheduleListResponse = envelope("ScheduleListResponse", ScheduleSerializer(many=True))
+ScheduleDetailResponse = envelope("ScheduleDetailResponse", ScheduleDetailSerializer())
+ScheduleWriteResponse = envelope("ScheduleWriteResponse", ScheduleDetailSerializer(), message=True)
+ScheduleRemoveResponse = envelope("ScheduleRemoveResponse", ScheduleRefSerializer(), message=True)
 QueueListResponse = envelope("QueueListResponse", QueueSerializer(many=True))
 RequeueResponse = envelope("RequeueResponse", RequeueResultSerializer(), message=True)
 

@@ -12,6 +12,18 @@ urlpatterns = [
     path("runs/", views.RunListApi.as_view(), name="api-runs"),
     path("runs/<int:run_id>/", views.RunDetailApi.as_view(), name="api-run"),
     path("runs/<int:run_id>/retry", views.RunRetryApi.as_view(), name="api-run-retry"),
+    path("schedules/", views.ScheduleListApi.as_view(), name="api-schedules"),
+    path("schedules/<int:schedule_id>/", views.ScheduleDetailApi.as_view(), name="api-schedule"),
+    path(
+        "schedules/<int:schedule_id>/pause",
+        views.SchedulePauseApi.as_view(),
+        name="api-schedule-pause",
+    ),
+    path(
+        "schedules/<int:schedule_id>/resume",
+        views.ScheduleResumeApi.as_view(),
+        name="api-schedule-resume",
+    ),
     path("queues/", views.QueueListApi.as_view(), name="api-queues"),
     path(
         "queues/<str:name>/requeue-dead",

@@ -16,6 +16,18 @@ TRIGGER = "jobs.trigger_jobrun"
 RETRY = "jobs.retry_jobrun"
 PAUSE = "jobs.pause_jobstate"
 REQUEUE = "jobs.requeue_dead"
+VIEW_SCHEDULE = "jobs.view_schedule"
+ADD_SCHEDULE = "jobs.add_schedule"
+CHANGE_SCHEDULE = "jobs.change_schedule"
+DELETE_SCHEDULE = "jobs.delete_schedule"
+PAUSE_SCHEDULE = "jobs.pause_schedule"
+SCHEDULE_PERMISSIONS = (
+    VIEW_SCHEDULE,
+    ADD_SCHEDULE,
+    CHANGE_SCHEDULE,
+    DELETE_SCHEDULE,
+    PAUSE_SCHEDULE,
+)
 
 
 def user_with(*perms: str, staff: bool = True, superuser: bool = False):

@@ -202,7 +202,7 @@ def test_an_oversized_body_is_a_400_in_the_error_envelope(api, path, size, faile
         "success": False,
         "error": {
             "code": "too_large",
-            "message": "The body is too large: the API takes at most 16384 bytes.",
+            "message": f"The body is too large: the API takes at most {MAX_BODY_BYTES} bytes.",
             "fields": {},
         },
     }

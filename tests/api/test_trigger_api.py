@@ -12,6 +12,7 @@ from ledger.models import Escrow
 from ledger.statuses import EscrowStatus
 from tests.api.helpers import token_client, user_with
 from tests.factories import HOLD, donation_at
+from tests.scheduling.helpers import registered_job
 
 
 def waiting(queue: str) -> int:
@@ -189,3 +190,82 @@ def test_a_run_triggered_through_the_api_succeeds_on_a_real_worker(worker_proces
     assert run["summary"]["escrows_released"] == 2
     assert run["attempts"][0]["worker"]
     assert not Escrow.objects.filter(status=EscrowStatus.HOLDING).exists()
+
+
+@pytest.mark.django_db
+def test_a_trigger_with_params_records_them_as_the_job_takes_them(api, targets_job):
+    # when an operator triggers a targeted run, its ids repeated and out of order
+    response = api.post(
+        f"/api/v1/jobs/{targets_job}/trigger",
+        {"reason": "urgent release", "params": {"ids": [9, 4, 9]}},
+        format="json",
+    )
+
+    # then the run holds the validated params, the job's defaults included, and shows them
+    assert response.status_code == 202
+    run = JobRun.objects.get(pk=response.json()["data"]["id"])
+    assert run.params == {"ids": [4, 9], "game": "snake"}
+    assert response.json()["data"]["params"] == run.params
+    assert response.json()["data"]["schedule"] is None
+    # and, the job's rows being safe to claim at once, it takes the lock of just its params
+    assert run.lock_scope
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "fields"),
+    [
+        ({"ids": "4,9"}, ["params.ids"]),
+        ({"ids": [0]}, ["params.ids"]),
+        ({"ids": []}, ["params.ids"]),
+        ({"ids": list(range(1, 1_002))}, ["params.ids"]),
+        ({"ids": [4], "game": "chess"}, ["params.game"]),
+        ({"ids": [0], "game": "chess"}, ["params.game", "params.ids"]),
+        ({"escrow": 4}, ["params.escrow"]),
+        ([4, 9], ["params"]),
+        ("ids=4", ["params"]),
+        (None, ["params"]),
+    ],
+)
+def test_bad_params_are_a_400_on_the_field_and_record_nothing(api, targets_job, params, fields):
+    response = api.post(
+        f"/api/v1/jobs/{targets_job}/trigger", {"reason": "r", "params": params}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert sorted(response.json()["error"]["fields"]) == sorted(fields)
+    assert not JobRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_params_for_a_job_that_takes_none_are_a_400_naming_them(api):
+    with registered_job("api_plain"):
+        response = api.post(
+            "/api/v1/jobs/api_plain/trigger",
+            {"reason": "r", "params": {"match_ids": [1]}},
+            format="json",
+        )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "params.match_ids": ["api_plain has no parameter 'match_ids'; it accepts: none"]
+    }
+    assert not JobRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_params_are_part_of_the_idempotency_keys_request(api, targets_job):
+    # given a targeted run triggered with a key
+    url = f"/api/v1/jobs/{targets_job}/trigger"
+    headers = {"HTTP_IDEMPOTENCY_KEY": "urgent-4-9"}
+    first = api.post(url, {"reason": "r", "params": {"ids": [4, 9]}}, format="json", **headers)
+
+    # when the same targets are sent again in another order, and then other targets
+    same = api.post(url, {"reason": "r", "params": {"ids": [9, 4]}}, format="json", **headers)
+    other = api.post(url, {"reason": "r", "params": {"ids": [4]}}, format="json", **headers)
+
+    # then the first repeat is the same request, the second a conflict
+    assert (first.status_code, same.status_code, other.status_code) == (202, 202, 409)
+    assert same.json()["data"]["id"] == first.json()["data"]["id"]
+    assert same["Idempotent-Replayed"] == "true"
+    assert JobRun.objects.count() == 1
