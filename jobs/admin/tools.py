@@ -1,6 +1,7 @@
 """Shared pieces of the admin: read-only model admins, job permissions for actions, the
-confirmation page that asks an operator for a reason before an action runs, and how statuses
-and money are shown (a coloured badge; minor units with the currency)."""
+confirmation page that asks an operator for a reason (and what else an action needs) before it
+runs, service refusals shown on a form's fields, and how statuses, times and money are shown
+(a coloured badge; a schedule's time in its zone and in UTC; minor units with the currency)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from jobs.dashboard.forms import REASON_MAX_LENGTH, REASON_TOO_LONG
-from jobs.exceptions import PAUSE_PERMISSION, RETRY_PERMISSION, TRIGGER_PERMISSION
+from jobs.exceptions import PAUSE_PERMISSION, RETRY_PERMISSION, TRIGGER_PERMISSION, InvalidInput
 from jobs.models import Trigger
 from jobs.panels import money_text
+from jobs.selectors import NextRun
 from jobs.services import job_run_request
 
 # The dashboard's colours, so a status reads the same on both surfaces.
@@ -55,6 +58,10 @@ DRY_RUN_MARK = (
     'white-space:nowrap">dry run</span>'
 )
 NOWRAP = '<span style="white-space:nowrap;font-variant-numeric:tabular-nums">{}</span>'
+MUTED = "<div style='color:#6e7781;font-size:11px'>{}</div>"
+PRE = "<pre style='white-space: pre-wrap'>{}</pre>"
+WHEN = "%Y-%m-%d %H:%M:%S"
+MINUTE = "%Y-%m-%d %H:%M"
 
 
 def status_badge(status: str, label: str | None = None) -> SafeString:
@@ -68,6 +75,46 @@ def dry_run_mark() -> SafeString:
 
 def nowrap(text: Any) -> SafeString:
     return format_html(NOWRAP, text)
+
+
+# A list column shows this much of a run's or a schedule's parameters; its page shows them all.
+PARAMS_SHOWN = 60
+
+
+def shortened(text: str, limit: int = PARAMS_SHOWN) -> str:
+    """At most `limit` characters, an ellipsis marking a cut: list columns stay narrow."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def when_text(moment) -> str:
+    """A moment in the site's time zone, to the second; "—" for none."""
+    return timezone.localtime(moment).strftime(WHEN) if moment else "—"
+
+
+def next_run_text(next_run: NextRun) -> SafeString:
+    """A schedule's next run in its own time zone and, unless that is UTC, in UTC below."""
+    local = next_run.local.strftime(f"{MINUTE} %Z")
+    if local.endswith(" UTC"):
+        return nowrap(local)
+    return format_html("{}" + MUTED, nowrap(local), nowrap(next_run.utc.strftime(f"{MINUTE} UTC")))
+
+
+def pre_text(text: str) -> SafeString | str:
+    return format_html(PRE, text) if text else "—"
+
+
+def collapsed(summary: str, text: str) -> SafeString | str:
+    """`text` folded under a one-line `summary`: long tracebacks stay out of the way."""
+    if not text:
+        return "—"
+    lines = text.count("\n") + 1
+    return format_html(
+        "<details><summary style='cursor:pointer'>{} <span style='color:#6e7781'>({} lines)"
+        "</span></summary>" + PRE + "</details>",
+        summary,
+        lines,
+        text,
+    )
 
 
 def money_display(field: str, description: str | None = None) -> Callable:
@@ -137,25 +184,42 @@ class ReasonForm(forms.Form):
     )
 
 
-def with_reason(
+def form_errors_from(form: forms.BaseForm, exc: InvalidInput) -> None:
+    """A service's refusal on the form's fields: `params.<name>` on the params field (naming
+    the parameter), any field the form lacks above the form."""
+    for field, texts in exc.fields.items():
+        name, _, parameter = field.partition(".")
+        if parameter:
+            texts = [f"{parameter}: {text}" for text in texts]
+        form.add_error(name if name in form.fields else None, texts)
+
+
+def with_form(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
     *,
     title: str,
     description: str,
-    perform: Callable[[str], None],
+    perform: Callable[[dict], None],
+    form_class: type[forms.Form] = ReasonForm,
 ) -> TemplateResponse | None:
-    """Ask for a reason on a confirmation page; once one is given, `perform(reason)`.
+    """Ask for a reason (and whatever else `form_class` asks) on a confirmation page; once the
+    form is valid, `perform(cleaned_data)`. If the service refuses the input (InvalidInput),
+    the page comes back with the refusal on the fields.
 
     Returning None sends the admin back to the change list, where `perform`'s messages show.
     """
     if "apply" in request.POST:
-        form = ReasonForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid():
-            perform(form.cleaned_data["reason"])
-            return None
+            try:
+                perform(form.cleaned_data)
+            except InvalidInput as exc:
+                form_errors_from(form, exc)
+            else:
+                return None
     else:
-        form = ReasonForm()
+        form = form_class()
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
@@ -168,6 +232,24 @@ def with_reason(
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/steward/reason_form.html", context)
+
+
+def with_reason(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    *,
+    title: str,
+    description: str,
+    perform: Callable[[str], None],
+) -> TemplateResponse | None:
+    """Ask for a reason on a confirmation page; once one is given, `perform(reason)`."""
+    return with_form(
+        modeladmin,
+        request,
+        title=title,
+        description=description,
+        perform=lambda data: perform(data["reason"]),
+    )
 
 
 def enqueue_job_action(

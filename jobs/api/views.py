@@ -28,8 +28,11 @@ from rest_framework.views import APIView
 
 from jobs.api import serializers as s
 from jobs.exceptions import (
+    ADD_SCHEDULES_PERMISSION,
     CHANGE_SCHEDULES_PERMISSION,
+    DELETE_SCHEDULES_PERMISSION,
     PAUSE_PERMISSION,
+    PAUSE_SCHEDULES_PERMISSION,
     REQUEUE_DEAD_PERMISSION,
     RETRY_PERMISSION,
     TRIGGER_PERMISSION,
@@ -60,11 +63,6 @@ from jobs.selectors import (
     schedule_overviews,
 )
 from jobs.services import job_run_request
-
-# Django's model permissions of schedules, besides the two jobs.exceptions names.
-ADD_SCHEDULES_PERMISSION = "jobs.add_schedule"
-DELETE_SCHEDULES_PERMISSION = "jobs.delete_schedule"
-PAUSE_SCHEDULES_PERMISSION = "jobs.pause_schedule"
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

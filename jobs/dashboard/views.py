@@ -1,7 +1,8 @@
 """The operators' dashboard: one server-rendered page that refreshes itself, and run details.
 
-Charts are inline SVG computed here; nothing is fetched from anywhere else. Buttons post to
-the same services as the API and the admin, with the same permissions.
+Jobs are listed with their schedules grouped under them (each schedule's next runs in its own
+time zone and in UTC). Charts are inline SVG computed here; nothing is fetched from anywhere
+else. Buttons post to the same services as the API and the admin, with the same permissions.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from html import escape
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
@@ -25,9 +25,16 @@ from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
 from jobs.conf import conf
-from jobs.dashboard.forms import REASON_MAX_LENGTH, reason_or_error
+from jobs.dashboard.forms import (
+    PARAMS_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+    params_hint,
+    params_or_error,
+    reason_or_error,
+)
 from jobs.exceptions import (
     PAUSE_PERMISSION,
+    PAUSE_SCHEDULES_PERMISSION,
     RETRY_PERMISSION,
     TRIGGER_PERMISSION,
     RunNotRetryable,
@@ -35,8 +42,10 @@ from jobs.exceptions import (
 )
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
+from jobs.params import params_text
 from jobs.queues import queue_stats
-from jobs.registry import get_job
+from jobs.registry import all_jobs, get_job
+from jobs.schedules import ScheduleNotFound, schedule_get, schedule_pause, schedule_resume
 from jobs.scheduling import job_pause, job_resume
 from jobs.selectors import (
     RunPoint,
@@ -58,6 +67,7 @@ ACTIONS = {
     "pause": ("Pause", PAUSE_PERMISSION),
     "resume": ("Resume", PAUSE_PERMISSION),
 }
+SCHEDULE_ACTIONS = {"pause": schedule_pause, "resume": schedule_resume}
 
 
 @dataclasses.dataclass(slots=True)
@@ -123,10 +133,17 @@ def _queues() -> tuple[list, str]:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
+    specs = {spec.name: spec for spec in all_jobs()}
     jobs = [
         {
             "overview": overview,
             "chart": chart_markup(duration_chart(overview.recent_finished[:CHART_RUNS])),
+            "schedules": [
+                {"overview": scheduled, "params": params_text(scheduled.schedule.params)}
+                for scheduled in overview.schedules
+            ],
+            "takes_params": specs[overview.name].params is not None,
+            "params_hint": params_hint(specs[overview.name]),
         }
         for overview in job_overviews(now=now)
     ]
@@ -136,28 +153,33 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "jobs": jobs,
         "queues": queues,
         "queue_error": queue_error,
-        "failures": job_recent_failures(limit=10),
+        "failures": [_run_row(run) for run in job_recent_failures(limit=10)],
         "recent_runs": [
-            {"run": run, "figures": run_summary_figures(run)} for run in job_run_list(limit=15)
+            {**_run_row(run), "figures": run_summary_figures(run)} for run in job_run_list(limit=15)
         ],
         "lag": lag,
         "refresh_seconds": conf.DASHBOARD_REFRESH_SECONDS,
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
-        "time_zone": settings.TIME_ZONE,
         "can_trigger": request.user.has_perm(TRIGGER_PERMISSION),
         "can_pause": request.user.has_perm(PAUSE_PERMISSION),
+        "can_pause_schedules": request.user.has_perm(PAUSE_SCHEDULES_PERMISSION),
         "reason_max_length": REASON_MAX_LENGTH,
+        "params_max_length": PARAMS_MAX_LENGTH,
         "now": now,
     }
     return render(request, "dashboard/index.html", context)
+
+
+def _run_row(run: JobRun) -> dict:
+    return {"run": run, "params": params_text(run.params)}
 
 
 @staff_member_required
 @require_POST
 def job_action(request: HttpRequest, name: str) -> HttpResponse:
     try:
-        get_job(name)
+        spec = get_job(name)
     except UnknownJob as exc:
         raise Http404(str(exc)) from None
     action = request.POST.get("action", "")
@@ -173,18 +195,48 @@ def job_action(request: HttpRequest, name: str) -> HttpResponse:
         return redirect("dashboard")
     by = request.user.get_username()
     if action in ("run", "dry_run"):
+        params, error = params_or_error(request.POST, spec=spec)
+        if error:
+            messages.error(request, f"{label} of {name} was not done: {error}")
+            return redirect("dashboard")
         run = job_run_request(
             job=name,
             trigger=Trigger.ADMIN,
             requested_by=by,
             reason=reason,
             dry_run=action == "dry_run",
+            params=params,
         )
-        messages.success(request, f"{label} of {name} queued as run #{run.pk}.")
+        shown = f" ({params_text(run.params)})" if run.params else ""
+        messages.success(request, f"{label} of {name}{shown} queued as run #{run.pk}.")
     else:
         service = job_pause if action == "pause" else job_resume
         service(job=name, by=by, reason=reason)
         messages.success(request, f"{name} {'paused' if action == 'pause' else 'resumed'}.")
+    return redirect("dashboard")
+
+
+@staff_member_required
+@require_POST
+def schedule_action(request: HttpRequest, schedule_id: int) -> HttpResponse:
+    try:
+        schedule = schedule_get(schedule_id)
+    except ScheduleNotFound as exc:
+        raise Http404(str(exc)) from None
+    action = request.POST.get("action", "")
+    if action not in SCHEDULE_ACTIONS:
+        messages.error(request, f"Unknown action {action!r}.")
+        return redirect("dashboard")
+    label = action.capitalize()
+    if not request.user.has_perm(PAUSE_SCHEDULES_PERMISSION):
+        raise PermissionDenied(f"{label} needs the {PAUSE_SCHEDULES_PERMISSION} permission.")
+    reason, error = reason_or_error(request.POST, default=f"{label} from the dashboard")
+    if error:
+        messages.error(request, f"{label} of schedule {schedule.name} was not done: {error}")
+        return redirect("dashboard")
+    SCHEDULE_ACTIONS[action](schedule=schedule, by=request.user.get_username(), reason=reason)
+    done = "paused" if action == "pause" else "resumed"
+    messages.success(request, f"Schedule {schedule.name} {done}.")
     return redirect("dashboard")
 
 
@@ -197,6 +249,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         raise Http404(f"no run #{run_id}") from None
     context = {
         "run": run,
+        "params": params_text(run.params),
         "figures": run_summary_figures(run, detail=True),
         "summary_json": json.dumps(run.summary, indent=2, sort_keys=True, default=str),
         "reason_max_length": REASON_MAX_LENGTH,

@@ -4,9 +4,11 @@ reason, record who asked and call the same services as the API."""
 import pytest
 from django.urls import reverse
 
-from jobs.models import JobRun, JobState, RunStatus, Trigger
+from jobs.models import JobRun, JobState, RunStatus, Schedule, Trigger
 from jobs.registry import all_jobs
+from jobs.schedules import schedule_create, schedule_pause
 from tests.api.helpers import PAUSE, RETRY, TRIGGER, finished_run, user_with
+from tests.dashboard.helpers import TARGETED, targeted_job
 
 pytestmark = pytest.mark.django_db
 
@@ -20,8 +22,13 @@ def action(client, url, name, selected, **extra):
     return client.post(url, {"action": name, "_selected_action": selected, **extra})
 
 
-def apply(client, url, name, selected, reason):
-    return action(client, url, name, selected, apply="1", reason=reason)
+def apply(client, url, name, selected, reason, **extra):
+    return action(client, url, name, selected, apply="1", reason=reason, **extra)
+
+
+def row_with(page: str, text: str) -> str:
+    """The table row of the page that holds `text`."""
+    return next(row for row in page.split("<tr")[1:] if text in row).split("</tr>", 1)[0]
 
 
 def test_a_run_is_shown_read_only_with_attempts_and_an_escaped_traceback(admin_client_for):
@@ -235,3 +242,100 @@ def test_a_failed_run_folds_each_attempts_traceback_and_shows_figures(admin_clie
     assert "<th style='font-weight:normal;color:#6e7781;padding-left:0'>Amount released" in page
     assert "₦10,307.00" in page and "1,204" in page
     assert "td.original p { display: none; }" in page  # no "attempt 1 of run" captions
+
+
+def test_run_now_with_parameters_records_a_run_with_them(admin_client_for):
+    operator = user_with(VIEW_STATES, TRIGGER)
+    client = admin_client_for(operator)
+    with targeted_job():
+        client.get(STATES)
+
+        # when the operator asks for a run, the page asks for a reason and the parameters
+        confirm = action(client, STATES, "run_now", [TARGETED])
+        page = confirm.content.decode()
+        assert 'name="params"' in page and "accepts ids (list of integer): Just these rows" in page
+
+        # and they give both, as key=value lines
+        done = apply(
+            client, STATES, "run_now", [TARGETED], reason="two rows", params="ids=9,4\ngame=pong"
+        )
+
+    assert done.status_code == 302
+    run = JobRun.objects.get(job=TARGETED)
+    assert run.params == {"ids": [4, 9], "game": "pong"}
+    assert (run.requested_by, run.reason, run.dry_run) == (operator.username, "two rows", False)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("game=chess", "targeted_sweep: game: &quot;chess&quot; is not a valid choice."),
+        ('{"ids": "4"', "targeted_sweep: params: not a JSON object"),
+        ("colour=red", "targeted_sweep: colour: targeted_sweep has no parameter"),
+        ("x" * 16_001, "Parameters are at most 16000 characters; these have 16001."),
+    ],
+)
+def test_bad_run_parameters_show_on_the_form_and_record_nothing(admin_client_for, params, message):
+    client = admin_client_for(user_with(VIEW_STATES, TRIGGER))
+    with targeted_job():
+        client.get(STATES)
+
+        response = apply(client, STATES, "dry_run", [TARGETED], reason="check", params=params)
+
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["params"]
+    assert message in response.content.decode()
+    assert not JobRun.objects.exists()
+
+
+def test_parameters_for_several_jobs_are_all_checked_before_any_run(admin_client_for):
+    client = admin_client_for(user_with(VIEW_STATES, TRIGGER))
+    with targeted_job():
+        client.get(STATES)
+
+        response = apply(
+            client, STATES, "run_now", [TARGETED, "expire_matches"], reason="x", params="ids=4"
+        )
+
+    assert response.status_code == 200
+    assert "expire_matches: ids: expire_matches has no parameter" in response.content.decode()
+    assert not JobRun.objects.exists()
+
+
+def test_job_states_list_each_jobs_schedules_with_their_next_run(admin_client_for):
+    schedule_create(
+        by="ops",
+        name="cycles-tokyo",
+        job="cycle_reminders",
+        cron="0 9 * * *",
+        timezone="Asia/Tokyo",
+    )
+    schedule_pause(schedule="cycle_reminders", by="ops")
+    client = admin_client_for(user_with(VIEW_STATES))
+
+    page = client.get(STATES).content.decode()
+
+    row = row_with(page, "cycles-tokyo")
+    assert ">cycle_reminders</a></th>" in row  # the job's own row
+    assert ">cycle_reminders</a> <span" in row and ">paused</span>" in row  # the default, paused
+    assert "every day at 09:00 <code style='white-space:nowrap'>0 9 * * *</code> Asia/Tokyo" in row
+    # the next run is the Tokyo one's (the paused default's slots are skipped): JST and UTC
+    assert "09:00 JST" in row and "00:00 UTC" in row
+
+
+def test_a_run_shows_its_parameters_and_links_its_schedule(admin_client_for):
+    schedule = Schedule.objects.get(name="expire_matches")
+    run = finished_run("expire_matches")
+    JobRun.objects.filter(pk=run.pk).update(schedule=schedule, params={"match_ids": [3, 5]})
+    other = finished_run("expire_matches")
+    client = admin_client_for(user_with(VIEW_RUNS))
+
+    page = client.get(reverse("admin:jobs_jobrun_change", args=[run.pk])).content.decode()
+    listed = client.get(RUNS).content.decode()
+    filtered = client.get(RUNS, {"schedule__id__exact": schedule.pk})
+
+    assert "match_ids=[3, 5]" in page
+    assert f'<a href="{reverse("admin:jobs_schedule_change", args=[schedule.pk])}">' in page
+    assert "match_ids=[3, 5]</div>" in listed  # under the job's name in the list
+    assert [listed_run.pk for listed_run in filtered.context["cl"].result_list] == [run.pk]
+    assert other.pk != run.pk

@@ -56,6 +56,11 @@ def chromium_page():
             browser.close()
 
 
+def stop_refreshing(page) -> None:
+    """Cancel the page's pending timers, its self-refresh among them."""
+    page.evaluate("() => { let id = setTimeout(() => {}, 0); while (id > 0) clearTimeout(id--); }")
+
+
 def test_an_operator_dry_runs_release_escrows_from_the_dashboard(
     live_server, worker_process, settings
 ):
@@ -79,7 +84,8 @@ def test_an_operator_dry_runs_release_escrows_from_the_dashboard(
 
         # and press "Dry run" on release_escrows
         row = page.locator('tr[data-job="release_escrows"]')
-        row.get_by_role("textbox").fill("how big is the backlog?")
+        reason = row.get_by_role("textbox", name="Reason for release_escrows")
+        reason.fill("how big is the backlog?")
         row.get_by_role("button", name="Dry run").click()
 
         # then the dashboard says the run was queued
@@ -108,9 +114,11 @@ def test_an_operator_dry_runs_release_escrows_from_the_dashboard(
         page.screenshot(path=ARTIFACTS / "dashboard-dry-run.png", full_page=True)
 
         # and its page has the summary as figures, the whole of it folded underneath
-        # (opened by its address: the dashboard's own refresh could race a click)
+        # (opened by its address, the dashboard's refresh stopped first: it could race a click
+        # or the navigation)
         link = run_row.get_by_role("link", name=f"#{run_id}")
         assert link.get_attribute("href") == f"/dashboard/runs/{run_id}/"
+        stop_refreshing(page)
         page.goto(f"{live_server.url}/dashboard/runs/{run_id}/")
         figures = page.locator("#summary .figures")
         expect(figures.locator("li", has_text="Amount released")).to_have_text(
@@ -211,6 +219,17 @@ def test_the_admin_run_and_escrow_lists_fit_1400_px_and_a_failed_run_reads_short
     Escrow.objects.filter(amount=4_000).update(
         status="released", released_at=now, released_by_run=released
     )
+    from jobs.schedules import schedule_create
+
+    tokyo = schedule_create(
+        by="ops",
+        name="cycles-asia-pacific-tokyo",
+        job="cycle_reminders",
+        cron="0 9 * * 1-5",
+        timezone="Asia/Tokyo",
+        notes="Reminders at nine in Tokyo on weekdays",
+    )
+    JobRun.objects.filter(pk=released.pk).update(schedule=tokyo)
     operator = user_with(superuser=True)
     operator.set_password(PASSWORD)
     operator.save()
@@ -257,6 +276,17 @@ def test_the_admin_run_and_escrow_lists_fit_1400_px_and_a_failed_run_reads_short
         statuses = page.locator("#result_list td.field-status_text").all_inner_texts()
         assert sorted(statuses) == ["Released", "due", "due", "overdue"]
         expect(page.locator("#result_list")).to_contain_text(f"run #{released.pk}")
+
+        # and the schedule list fits too, a Tokyo schedule's next run in JST and in UTC
+        page.goto(f"{live_server.url}/admin/jobs/schedule/")
+        expect(page.locator("#result_list")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "admin-schedules.png", full_page=True)
+        assert overflow(page, "#changelist .results") <= 0
+        assert page_width(page) <= ADMIN_WIDTH
+        row = page.locator("#result_list tbody tr", has_text="cycles-asia-pacific-tokyo")
+        expect(row.locator("td.field-next_run")).to_contain_text("09:00 JST")
+        expect(row.locator("td.field-next_run")).to_contain_text("00:00 UTC")
+        expect(row.locator("td.field-last_run")).to_contain_text(f"#{released.pk}")
 
         page.goto(f"{live_server.url}/dashboard/runs/{failed.pk}/")
         page.screenshot(path=ARTIFACTS / "failed-run-detail.png", full_page=True)
