@@ -36,8 +36,9 @@ class JobSpec:
     work_keys: tuple[str, ...] = ()
     # The parameters a run accepts, as a DRF serializer (see `jobs.params`); None: none.
     params: type[Serializer] | None = None
-    # The job claims its rows with SKIP LOCKED, so runs with different parameters may run at
-    # once: a targeted run takes the lock of its parameters, not the whole job's.
+    # The job claims its rows so that concurrent runs never handle one row twice (SKIP LOCKED,
+    # or a row lock with the state checked again), so runs with different parameters may run
+    # at once: a targeted run takes the lock of its parameters, not the whole job's.
     concurrent_targets: bool = False
     # Whether its schedules run the latest missed slot when the scheduler comes back.
     catch_up: bool = False

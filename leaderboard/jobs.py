@@ -1,11 +1,14 @@
 """The leaderboard's job bodies and their registration. Each adapts the run context to a
 service."""
 
-from django.conf import settings
+from rest_framework import serializers
 
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
+from leaderboard.models import Game, PoolPeriod
 from leaderboard.services.cleanup import (
+    CLEANUP_STEPS,
+    cleanup_archives,
     cleanup_preview,
     cleanup_run,
     scores_archive_due,
@@ -19,6 +22,33 @@ from leaderboard.services.standings import (
     leaderboard_recompute,
     leaderboard_recompute_preview,
 )
+
+
+class FinalizePrizePoolsParams(serializers.Serializer):
+    game = serializers.ChoiceField(
+        choices=Game.choices, required=False, help_text="Finalize just this game's pools."
+    )
+    period = serializers.ChoiceField(
+        choices=PoolPeriod.choices, required=False, help_text="Finalize just these pools."
+    )
+
+
+class CleanupStepsField(serializers.ListField):
+    """Steps in the order they run, each once, so equal choices are equal parameters."""
+
+    def to_internal_value(self, data):
+        chosen = set(super().to_internal_value(data))
+        return [step for step in CLEANUP_STEPS if step in chosen]
+
+
+class CleanupParams(serializers.Serializer):
+    steps = CleanupStepsField(
+        child=serializers.ChoiceField(choices=CLEANUP_STEPS),
+        min_length=1,
+        required=False,
+        help_text="Run just these steps (always in the order "
+        f"{', '.join(CLEANUP_STEPS)}); all of them when not given.",
+    )
 
 
 def update_leaderboard(context: JobContext) -> dict:
@@ -44,7 +74,11 @@ def update_leaderboard(context: JobContext) -> dict:
 
 def finalize_prize_pools(context: JobContext) -> dict:
     summary = prize_pools_finalize_due(
-        as_of=context.as_of, job_run=context.run, dry_run=context.dry_run
+        as_of=context.as_of,
+        job_run=context.run,
+        dry_run=context.dry_run,
+        game=context.params.get("game"),
+        period=context.params.get("period"),
     )
     for game, outcome in summary["games"].items():
         for pool in outcome["pools"]:
@@ -72,8 +106,9 @@ def finalize_prize_pools(context: JobContext) -> dict:
 def cleanup(context: JobContext) -> dict:
     """A large score archive fans out into shard runs, which archive only; the parent does
     the other steps itself."""
+    steps = context.params.get("steps")
     if context.dry_run:
-        return {"dry_run": True, **cleanup_preview(as_of=context.as_of)}
+        return {"dry_run": True, **cleanup_preview(as_of=context.as_of, steps=steps)}
     progress = {
         "batch_size": context.batch_size,
         "on_progress": lambda done: context.progress(done=done, total=None, what="rows cleaned"),
@@ -81,9 +116,10 @@ def cleanup(context: JobContext) -> dict:
     if context.pk_range is not None:
         archived = scores_archive_due(as_of=context.as_of, pk_range=context.pk_range, **progress)
         return {"scores_archived": archived}
-    archive_rows = scores_to_archive(as_of=context.as_of)
-    fan_out = settings.LEADERBOARD_ARCHIVING and context.should_fan_out(archive_rows.count())
-    summary = cleanup_run(as_of=context.as_of, archive=not fan_out, **progress)
+    fan_out = cleanup_archives(steps=steps) and context.should_fan_out(
+        scores_to_archive(as_of=context.as_of).count()
+    )
+    summary = cleanup_run(as_of=context.as_of, archive=not fan_out, steps=steps, **progress)
     context.log.info("Cleanup: %s", summary)
     if fan_out:
         return context.fan_out(scores_to_archive(as_of=context.as_of), summary=summary)
@@ -120,6 +156,11 @@ def register_leaderboard_jobs() -> None:
             cron="0 0 * * *",
             queue="money",
             money_keys=("prize_paid",),
+            params=FinalizePrizePoolsParams,
+            # Each pool is finalized under its row lock after checking it is still open, so
+            # a sweep and a targeted run reaching one pool finalize it once.
+            concurrent_targets=True,
+            catch_up=True,
             description="Finalize every ended open prize pool (daily, and weekly once the ISO "
             "week ended): pay the top score by transfer, or no_winner; one game's failure "
             "leaves the others going and ends the run partial.",
@@ -130,6 +171,7 @@ def register_leaderboard_jobs() -> None:
             name="cleanup",
             body=cleanup,
             cron="0 3 * * *",
+            params=CleanupParams,
             description="Delete stale active game sessions and orphaned scores, archive old "
             "scores, prune sent notifications.",
         )

@@ -3,9 +3,11 @@
 from datetime import timedelta
 
 from django.conf import settings
+from rest_framework import serializers
 
 from jobs.alerts import alert_send
 from jobs.context import JobContext
+from jobs.params import IdListField
 from jobs.registry import JobSpec, register
 from jobs.selectors import job_run_finished_since
 from ledger.selectors import escrow_release_lag, money_text
@@ -22,22 +24,47 @@ from ledger.services.reconcile import ledger_reconcile
 LAG_REALERT_AFTER = timedelta(hours=1)
 
 
+class ReleaseEscrowsParams(serializers.Serializer):
+    escrow_ids = IdListField(
+        required=False,
+        help_text="Release just these escrows (still only when due and still holding); "
+        "the others are reported, not released.",
+    )
+
+
+class ExpireMatchesParams(serializers.Serializer):
+    match_ids = IdListField(
+        required=False,
+        help_text="Expire just these matches (still only when pending and past their expiry).",
+    )
+
+
+class CycleRemindersParams(serializers.Serializer):
+    user_ids = IdListField(
+        required=False, help_text="Remind and default just the cycles of these users."
+    )
+
+
 def release_escrows(context: JobContext) -> dict:
-    due_rows = escrows_due(as_of=context.as_of, pk_range=context.pk_range)
+    scope = {
+        "as_of": context.as_of,
+        "pk_range": context.pk_range,
+        "escrow_ids": context.params.get("escrow_ids"),
+    }
+    due_rows = escrows_due(**scope)
     due = due_rows.count()
     if due:
         context.log.info("Found %s escrows ready for release", f"{due:,}")
     if context.dry_run:
-        preview = escrows_release_preview(as_of=context.as_of, pk_range=context.pk_range)
-        return {"dry_run": True, **preview}
-    if context.should_fan_out(due):
+        return {"dry_run": True, **escrows_release_preview(**scope)}
+    # A targeted release is at most a thousand escrows: never worth shard runs.
+    if not context.params and context.should_fan_out(due):
         return context.fan_out(due_rows, summary={"escrows_due": due})
     summary = escrows_release_due(
-        as_of=context.as_of,
         job_run=context.run,
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=due, what="escrows"),
-        pk_range=context.pk_range,
+        **scope,
     )
     if due:
         context.log.info(
@@ -51,12 +78,13 @@ def release_escrows(context: JobContext) -> dict:
 
 
 def expire_matches(context: JobContext) -> dict:
+    scope = {"as_of": context.as_of, "match_ids": context.params.get("match_ids")}
     if context.dry_run:
-        return {"dry_run": True, **matches_expire_preview(as_of=context.as_of)}
+        return {"dry_run": True, **matches_expire_preview(**scope)}
     summary = matches_expire_due(
-        as_of=context.as_of,
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=None, what="matches"),
+        **scope,
     )
     if summary["matches_expired"]:
         context.log.info("Expired %s matches", f"{summary['matches_expired']:,}")
@@ -64,12 +92,13 @@ def expire_matches(context: JobContext) -> dict:
 
 
 def cycle_reminders(context: JobContext) -> dict:
+    scope = {"as_of": context.as_of, "user_ids": context.params.get("user_ids")}
     if context.dry_run:
-        return {"dry_run": True, **cycles_remind_and_default_preview(as_of=context.as_of)}
+        return {"dry_run": True, **cycles_remind_and_default_preview(**scope)}
     return cycles_remind_and_default(
-        as_of=context.as_of,
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=None, what="cycles"),
+        **scope,
     )
 
 
@@ -158,6 +187,9 @@ def register_ledger_jobs() -> None:
             cron="0 * * * *",
             queue="money",
             money_keys=("amount_released",),
+            params=ReleaseEscrowsParams,
+            concurrent_targets=True,
+            catch_up=True,
             description="Release escrows whose 48-hour hold has ended: receivable to "
             "spendable, cycle obligated, donor +50 Charity Coins, both notified.",
         )
@@ -168,6 +200,9 @@ def register_ledger_jobs() -> None:
             body=expire_matches,
             cron="0 */6 * * *",
             money_keys=("amount_unmatched",),
+            params=ExpireMatchesParams,
+            concurrent_targets=True,
+            catch_up=True,
             description="Expire pending matches not accepted within 24 hours; notify the donor.",
         )
     )
@@ -176,6 +211,9 @@ def register_ledger_jobs() -> None:
             name="cycle_reminders",
             body=cycle_reminders,
             cron="0 9 * * *",
+            params=CycleRemindersParams,
+            concurrent_targets=True,
+            catch_up=True,
             description="Remind once for obligated cycles due within 7 days; default overdue "
             "cycles with a -0.10 trust penalty.",
         )

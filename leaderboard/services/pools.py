@@ -75,16 +75,22 @@ def prize_pool_enter(
     PrizePool.objects.filter(pk=pool.pk).update(amount=F("amount") + fee)
 
 
-def prize_pools_due(*, as_of: datetime):
+def prize_pools_due(*, as_of: datetime, game: str | None = None, period: str | None = None):
     """Open pools whose period ended by `as_of`: yesterday's and older daily pools, and the
-    weekly pools of every ISO week that has ended."""
-    return PrizePool.objects.filter(status=PoolStatus.OPEN).filter(
+    weekly pools of every ISO week that has ended; only those of `game` and of `period` when
+    given."""
+    due = PrizePool.objects.filter(status=PoolStatus.OPEN).filter(
         Q(period=PoolPeriod.DAILY, period_start__lte=latest_ended_start(PoolPeriod.DAILY, as_of))
         | Q(
             period=PoolPeriod.WEEKLY,
             period_start__lte=latest_ended_start(PoolPeriod.WEEKLY, as_of),
         )
     )
+    if game is not None:
+        due = due.filter(game=Game(game))
+    if period is not None:
+        due = due.filter(period=PoolPeriod(period))
+    return due
 
 
 def _outcome(pool: PrizePool) -> dict:
@@ -178,21 +184,39 @@ def _empty_game() -> dict:
     return {"finalized": 0, "no_winner": 0, "failed": 0, "prize_paid": 0, "pools": []}
 
 
-def prize_pools_finalize_due(*, as_of: datetime, job_run=None, dry_run: bool = False) -> dict:
-    """Finalize every ended open pool, oldest first, each in its own transaction.
+def prize_pools_finalize_due(
+    *,
+    as_of: datetime,
+    job_run=None,
+    dry_run: bool = False,
+    game: str | None = None,
+    period: str | None = None,
+) -> dict:
+    """Finalize every ended open pool, oldest first, each in its own transaction; only the
+    pools of `game` and of `period` when given (the summary then says which).
 
     A pool that fails is recorded under its game with the error and left open for the next
-    run; the other pools and games go on. The summary lists every game's outcome. A failing
-    database (a lost connection, a deadlock) fails the whole run instead, to be retried.
+    run; the other pools and games go on. The summary lists every game's outcome (just the
+    targeted game's, for one game). A failing database (a lost connection, a deadlock) fails
+    the whole run instead, to be retried.
+
+    Runs at once (a sweep and a targeted run) may reach the same pool: each pool is finalized
+    under its row lock after checking again that it is still open, so the second one finds
+    it done and passes it by.
     """
     due = list(
-        prize_pools_due(as_of=as_of)
+        prize_pools_due(as_of=as_of, game=game, period=period)
         .order_by("period_start", "period", "pk")
         .values_list("pk", "game", "period", "period_start")
     )
-    games = {game: _empty_game() for game in Game.values}
-    for pool_id, game, period, start in due:
-        summary = games[game]
+    games = {name: _empty_game() for name in ([game] if game else Game.values)}
+    targeted = {
+        f"targeted_{name}": value
+        for name, value in (("game", game), ("period", period))
+        if value is not None
+    }
+    for pool_id, pool_game, pool_period, start in due:
+        summary = games[pool_game]
         try:
             if dry_run:
                 outcome = prize_pool_finalize_preview(pool=PrizePool.objects.get(pk=pool_id))
@@ -201,12 +225,14 @@ def prize_pools_finalize_due(*, as_of: datetime, job_run=None, dry_run: bool = F
         except (OperationalError, InterfaceError):
             raise  # the database itself is failing: the whole run fails and is retried
         except Exception as exc:
-            logger.exception("Finalizing %s %s pool #%s of %s failed", game, period, pool_id, start)
+            logger.exception(
+                "Finalizing %s %s pool #%s of %s failed", pool_game, pool_period, pool_id, start
+            )
             summary["failed"] += 1
             summary["pools"].append(
                 {
                     "pool": pool_id,
-                    "period": period,
+                    "period": pool_period,
                     "period_start": start.isoformat(),
                     "outcome": "failed",
                     "error": f"{type(exc).__name__}: {exc}",
@@ -221,11 +247,12 @@ def prize_pools_finalize_due(*, as_of: datetime, job_run=None, dry_run: bool = F
         summary["prize_paid"] += outcome.get("prize", 0)
         summary["pools"].append(outcome)
     return {
+        **targeted,
         "pools_due": len(due),
         "pools_finalized": sum(g["finalized"] for g in games.values()),
         "pools_no_winner": sum(g["no_winner"] for g in games.values()),
         "pools_failed": sum(g["failed"] for g in games.values()),
         "prize_paid": sum(g["prize_paid"] for g in games.values()),
-        "failed_games": [game for game, g in games.items() if g["failed"]],
+        "failed_games": [name for name, g in games.items() if g["failed"]],
         "games": games,
     }

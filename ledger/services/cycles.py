@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -24,36 +25,51 @@ TRUST_PENALTY = Decimal("0.10")
 SAMPLE_SIZE = 10
 
 
-def cycles_to_remind(*, as_of: datetime):
-    """Obligated, not yet reminded, and due between now and the reminder horizon."""
+def _of_users(cycles, user_ids: Collection[int] | None):
+    return cycles if user_ids is None else cycles.filter(wallet__user_id__any=list(user_ids))
+
+
+def cycles_to_remind(*, as_of: datetime, user_ids: Collection[int] | None = None):
+    """Obligated, not yet reminded, and due between now and the reminder horizon; only the
+    cycles of `user_ids` when given."""
     horizon = as_of + timedelta(days=settings.CYCLE_REMINDER_DAYS)
-    return DonationCycle.objects.filter(
+    cycles = DonationCycle.objects.filter(
         status=CycleStatus.OBLIGATED,
         reminded_at__isnull=True,
         due_at__gte=as_of,
         due_at__lte=horizon,
     )
+    return _of_users(cycles, user_ids)
 
 
-def cycles_overdue(*, as_of: datetime):
-    """Obligated cycles whose due time has passed."""
-    return DonationCycle.objects.filter(status=CycleStatus.OBLIGATED, due_at__lt=as_of)
+def cycles_overdue(*, as_of: datetime, user_ids: Collection[int] | None = None):
+    """Obligated cycles whose due time has passed; only those of `user_ids` when given."""
+    cycles = DonationCycle.objects.filter(status=CycleStatus.OBLIGATED, due_at__lt=as_of)
+    return _of_users(cycles, user_ids)
 
 
-def cycles_remind_and_default_preview(*, as_of: datetime) -> dict:
-    reminders = cycles_to_remind(as_of=as_of).count()
-    overdue = cycles_overdue(as_of=as_of)
+def _targets(user_ids: Collection[int] | None) -> dict:
+    return {} if user_ids is None else {"users_targeted": len(user_ids)}
+
+
+def cycles_remind_and_default_preview(
+    *, as_of: datetime, user_ids: Collection[int] | None = None
+) -> dict:
+    to_remind = cycles_to_remind(as_of=as_of, user_ids=user_ids)
+    overdue = cycles_overdue(as_of=as_of, user_ids=user_ids)
+    reminders = to_remind.count()
     defaults = overdue.count()
     return {
         "reminders_sent": reminders,
         "cycles_defaulted": defaults,
         "notifications_queued": reminders * 2 + defaults,
         "sample_reminder_ids": list(
-            cycles_to_remind(as_of=as_of).order_by("pk").values_list("pk", flat=True)[:SAMPLE_SIZE]
+            to_remind.order_by("pk").values_list("pk", flat=True)[:SAMPLE_SIZE]
         ),
         "sample_default_ids": list(
             overdue.order_by("pk").values_list("pk", flat=True)[:SAMPLE_SIZE]
         ),
+        **_targets(user_ids),
     }
 
 
@@ -62,19 +78,22 @@ def cycles_remind_and_default(
     as_of: datetime,
     batch_size: int = 1_000,
     on_progress: ProgressCallback | None = None,
+    user_ids: Collection[int] | None = None,
 ) -> dict:
-    """Remind once (push and SMS) for cycles due within the horizon; default overdue cycles."""
-    if due := cycles_to_remind(as_of=as_of).count():
+    """Remind once (push and SMS) for cycles due within the horizon; default overdue cycles.
+    Only the cycles of `user_ids` when given."""
+    scope = {"as_of": as_of, "user_ids": user_ids}
+    if due := cycles_to_remind(**scope).count():
         logger.info("Found %s cycles due in %s days", f"{due:,}", settings.CYCLE_REMINDER_DAYS)
     reminded = sweep_in_batches(
-        apply_batch=lambda: _remind_batch(as_of=as_of, batch_size=batch_size),
+        apply_batch=lambda: _remind_batch(batch_size=batch_size, **scope),
         on_progress=on_progress,
         progress_key="reminders_sent",
     )
-    if overdue := cycles_overdue(as_of=as_of).count():
+    if overdue := cycles_overdue(**scope).count():
         logger.info("Found %s overdue cycles", f"{overdue:,}")
     defaulted = sweep_in_batches(
-        apply_batch=lambda: _default_batch(as_of=as_of, batch_size=batch_size),
+        apply_batch=lambda: _default_batch(batch_size=batch_size, **scope),
         on_progress=on_progress,
         progress_key="cycles_defaulted",
     )
@@ -84,6 +103,7 @@ def cycles_remind_and_default(
         "notifications_queued": reminded["notifications_queued"]
         + defaulted["notifications_queued"],
         "batches": reminded["batches"] + defaulted["batches"],
+        **_targets(user_ids),
     }
 
 
@@ -95,8 +115,10 @@ def _claim(queryset, batch_size: int) -> list[tuple]:
     )
 
 
-def _remind_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
-    claimed = _claim(cycles_to_remind(as_of=as_of), batch_size)
+def _remind_batch(
+    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None
+) -> Counter | None:
+    claimed = _claim(cycles_to_remind(as_of=as_of, user_ids=user_ids), batch_size)
     if not claimed:
         return None
     ids = [row[0] for row in claimed]
@@ -120,8 +142,10 @@ def _remind_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
     return Counter(reminders_sent=updated, notifications_queued=notifications_queue(drafts=drafts))
 
 
-def _default_batch(*, as_of: datetime, batch_size: int) -> Counter | None:
-    claimed = _claim(cycles_overdue(as_of=as_of), batch_size)
+def _default_batch(
+    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None
+) -> Counter | None:
+    claimed = _claim(cycles_overdue(as_of=as_of, user_ids=user_ids), batch_size)
     if not claimed:
         return None
     ids = [row[0] for row in claimed]

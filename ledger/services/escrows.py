@@ -29,27 +29,77 @@ SAMPLE_SIZE = 10
 MAX_FAILED = 100
 
 
-def escrows_due(*, as_of: datetime, pk_range: PkRange | None = None):
-    return within(
+def escrows_due(
+    *,
+    as_of: datetime,
+    pk_range: PkRange | None = None,
+    escrow_ids: Collection[int] | None = None,
+):
+    """Escrows holding with `hold_until <= as_of`; only those of `escrow_ids` when given."""
+    due = within(
         Escrow.objects.filter(status=EscrowStatus.HOLDING, hold_until__lte=as_of), pk_range
     )
+    return due if escrow_ids is None else due.filter(pk__any=list(escrow_ids))
 
 
-def escrows_release_preview(*, as_of: datetime, pk_range: PkRange | None = None) -> dict:
+def escrows_release_preview(
+    *,
+    as_of: datetime,
+    pk_range: PkRange | None = None,
+    escrow_ids: Collection[int] | None = None,
+) -> dict:
     """What a release as of `as_of` would change, without writing anything."""
-    due = escrows_due(as_of=as_of, pk_range=pk_range)
+    due = escrows_due(as_of=as_of, pk_range=pk_range, escrow_ids=escrow_ids)
     totals = due.aggregate(count=Count("pk"), amount=Sum("amount"))
     count = totals["count"]
     cycles = DonationCycle.objects.filter(
         donation__escrow__in=due, status=CycleStatus.PENDING
     ).count()
-    return {
+    preview = {
         "escrows_released": count,
         "amount_released": totals["amount"] or 0,
         "coins_awarded": count * settings.DONOR_RELEASE_COINS,
         "cycles_obligated": cycles,
         "notifications_queued": count * 2,
         "sample_ids": list(due.order_by("pk").values_list("pk", flat=True)[:SAMPLE_SIZE]),
+    }
+    if escrow_ids is not None:
+        releasable = set(due.values_list("pk", flat=True))
+        preview.update(_targets_report(as_of=as_of, escrow_ids=escrow_ids, handled=releasable))
+    return preview
+
+
+def _targets_report(
+    *, as_of: datetime, escrow_ids: Collection[int], handled: Collection[int]
+) -> dict:
+    """What a targeted release did with its targets: how many there were, and why each one
+    it left alone was left. `handled`: the targets it released (or, previewing, would
+    release) and those that failed, which are reported as failed instead."""
+    left = sorted(set(escrow_ids) - set(handled))
+    found = {
+        pk: (status, hold_until, run_id)
+        for pk, status, hold_until, run_id in Escrow.objects.filter(pk__any=left).values_list(
+            "pk", "status", "hold_until", "released_by_run_id"
+        )
+    }
+    not_released = []
+    for pk in left:
+        if pk not in found:
+            reason = "no such escrow"
+        else:
+            status, hold_until, run_id = found[pk]
+            if status != EscrowStatus.HOLDING:
+                reason = f"not holding: {status}" + (f" by run #{run_id}" if run_id else "")
+            elif hold_until > as_of:
+                reason = f"not due: holding until {hold_until.isoformat()}"
+            else:
+                # Due and holding, yet not released: another run holds it right now.
+                reason = "being released by another run"
+        not_released.append({"escrow_id": pk, "reason": reason})
+    return {
+        "escrows_targeted": len(escrow_ids),
+        "escrows_not_released": len(not_released),
+        "not_released_escrows": not_released,
     }
 
 
@@ -60,8 +110,11 @@ def escrows_release_due(
     batch_size: int = 1_000,
     on_progress: ProgressCallback | None = None,
     pk_range: PkRange | None = None,
+    escrow_ids: Collection[int] | None = None,
 ) -> dict:
-    """Release every escrow holding with `hold_until <= as_of`, batch by batch.
+    """Release every escrow holding with `hold_until <= as_of`, batch by batch; only those
+    of `escrow_ids` when given (a targeted release), whose summary then also says why each
+    target it did not release was left (`escrows_not_released`, `not_released_escrows`).
 
     Each batch claims its rows with SKIP LOCKED in primary-key order, so concurrent sweeps
     share the work instead of repeating it, and writes the status change, the transfers, the
@@ -73,31 +126,24 @@ def escrows_release_due(
     the run is retried.
     """
     sample: list[int] = []
+    # Every released id of a targeted release (at most the targets), to report the others.
+    released_targets: list[int] = []
     failed: dict[int, str] = {}
+    scope = {"as_of": as_of, "job_run": job_run, "pk_range": pk_range, "escrow_ids": escrow_ids}
 
     def apply_batch() -> Counter | None:
         try:
             # A savepoint, so a failing row leaves the batch's transaction usable.
             with transaction.atomic():
-                released = _release_batch(
-                    as_of=as_of,
-                    job_run=job_run,
-                    batch_size=batch_size,
-                    pk_range=pk_range,
-                    skip=failed,
-                )
+                released = _release_batch(batch_size=batch_size, skip=failed, **scope)
         except (IntegrityError, DataError):
-            released = _release_rows_singly(
-                as_of=as_of,
-                job_run=job_run,
-                batch_size=batch_size,
-                pk_range=pk_range,
-                failed=failed,
-            )
+            released = _release_rows_singly(batch_size=batch_size, failed=failed, **scope)
         if released is None:
             return None
         counts, ids = released
         sample.extend(ids[: SAMPLE_SIZE - len(sample)])
+        if escrow_ids is not None:
+            released_targets.extend(ids)
         return counts
 
     totals = sweep_in_batches(
@@ -117,6 +163,9 @@ def escrows_release_due(
         summary["failed_escrows"] = [
             {"escrow_id": pk, "error": error} for pk, error in sorted(failed.items())[:MAX_FAILED]
         ]
+    if escrow_ids is not None:
+        handled = {*released_targets, *failed}
+        summary.update(_targets_report(as_of=as_of, escrow_ids=escrow_ids, handled=handled))
     return summary
 
 
@@ -126,11 +175,12 @@ def _release_rows_singly(
     job_run,
     batch_size: int,
     pk_range: PkRange | None,
+    escrow_ids: Collection[int] | None,
     failed: dict[int, str],
 ) -> tuple[Counter, list[int]] | None:
     """Release the rows of a failed batch one savepoint each, recording the rows that fail."""
     ids = list(
-        escrows_due(as_of=as_of, pk_range=pk_range)
+        escrows_due(as_of=as_of, pk_range=pk_range, escrow_ids=escrow_ids)
         .exclude(pk__in=failed)
         .order_by("pk")
         .values_list("pk", flat=True)[:batch_size]
@@ -144,7 +194,11 @@ def _release_rows_singly(
         try:
             with transaction.atomic():
                 released = _release_batch(
-                    as_of=as_of, job_run=job_run, batch_size=1, pk_range=(pk, pk + 1)
+                    as_of=as_of,
+                    job_run=job_run,
+                    batch_size=1,
+                    pk_range=(pk, pk + 1),
+                    escrow_ids=None,
                 )
         except (IntegrityError, DataError) as exc:
             failed[pk] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -169,7 +223,7 @@ WITH claimed AS (
     JOIN ledger_wallet AS recipient ON recipient.id = escrow.recipient_id
     JOIN ledger_donation AS donation ON donation.id = escrow.donation_id
     WHERE escrow.status = %(holding)s AND escrow.hold_until <= %(as_of)s
-      AND NOT (escrow.id = ANY(%(skip)s)) {range}
+      AND NOT (escrow.id = ANY(%(skip)s)) {scope}
     ORDER BY escrow.id LIMIT %(limit)s
     FOR UPDATE OF escrow SKIP LOCKED
 ), released AS (
@@ -188,6 +242,7 @@ def _claim_and_release(
     job_run,
     batch_size: int,
     pk_range: PkRange | None,
+    escrow_ids: Collection[int] | None,
     skip: Collection[int],
     now: datetime,
 ) -> list[tuple]:
@@ -205,17 +260,20 @@ def _claim_and_release(
             "now": now,
             "run": job_run.pk if job_run is not None else None,
         }
-        bounds = ""
+        scope = ""
         if pk_range is not None:
             params["start"], params["end"] = pk_range
-            bounds = "AND escrow.id >= %(start)s" + (
+            scope = "AND escrow.id >= %(start)s" + (
                 " AND escrow.id < %(end)s" if pk_range[1] is not None else ""
             )
+        if escrow_ids is not None:
+            params["targets"] = sorted(escrow_ids)
+            scope += " AND escrow.id = ANY(%(targets)s)"
         with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_AND_RELEASE_POSTGRES.format(range=bounds), params)
+            cursor.execute(_CLAIM_AND_RELEASE_POSTGRES.format(scope=scope), params)
             return cursor.fetchall()
     claimed = list(
-        escrows_due(as_of=as_of, pk_range=pk_range)
+        escrows_due(as_of=as_of, pk_range=pk_range, escrow_ids=escrow_ids)
         .exclude(pk__in=skip)
         .select_for_update(skip_locked=True, of=("self",))
         .order_by("pk")
@@ -249,6 +307,7 @@ def _release_batch(
     job_run,
     batch_size: int,
     pk_range: PkRange | None,
+    escrow_ids: Collection[int] | None,
     skip: Collection[int] = (),
 ) -> tuple[Counter, list[int]] | None:
     now = timezone.now()
@@ -257,6 +316,7 @@ def _release_batch(
         job_run=job_run,
         batch_size=batch_size,
         pk_range=pk_range,
+        escrow_ids=escrow_ids,
         skip=skip,
         now=now,
     )

@@ -73,6 +73,12 @@ def fleet(tmp_path):
                     start_new_session=True,
                 )
             )
+        for index in range(len(processes)):
+            wait_for(
+                lambda i=index: "Starting Periodiq" in (tmp_path / f"scheduler{i}.log").read_text(),
+                timeout=60,
+                message=f"scheduler {index} to start",
+            )
 
     yield start
     for process in processes:
@@ -88,6 +94,7 @@ def fleet(tmp_path):
         assert "Scheduler stopped." in log, log
 
 
+@pytest.mark.timeout(600)
 def test_schedules_added_edited_paused_and_removed_through_the_api_are_obeyed_live(fleet):
     # given no schedule but ours, an operator allowed to manage schedules, and the fleet up
     Schedule.objects.all().delete()
@@ -106,12 +113,12 @@ def test_schedules_added_edited_paused_and_removed_through_the_api_are_obeyed_li
         format="json",
     )
     assert created.status_code == 201, created.content
-    live = created.json()["id"]
+    live = created.json()["data"]["id"]
     beside = client.post(
         "/api/v1/schedules/",
         {"name": "beside", "job": "reconcile_ledger", "cron": "* * * * *"},
         format="json",
-    ).json()["id"]
+    ).json()["data"]["id"]
 
     # then its run of the coming minute happens, with no restart
     wait_for(finished_run_of(live, first), timeout=75, message="the first slot's run")
@@ -129,7 +136,12 @@ def test_schedules_added_edited_paused_and_removed_through_the_api_are_obeyed_li
     assert slot_run(live, first + MINUTE) is None
 
     # when it is paused (and set back to every minute), its next slot is recorded skipped
-    assert client.post(f"/api/v1/schedules/{live}/pause", {"reason": "hold"}).status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/schedules/{live}/pause", {"reason": "hold"}, format="json"
+        ).status_code
+        == 200
+    )
     client.patch(f"/api/v1/schedules/{live}/", {"cron": "* * * * *"}, format="json")
     paused_slot = moved_to + MINUTE
     wait_for(finished_run_of(live, paused_slot), timeout=80, message="the paused slot")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.db.models import F, Sum
 
 from jobs.models import JobRun
 from jobs.runner import job_run_execute
@@ -32,10 +34,32 @@ DOMAIN_MODELS = (
 )
 
 
-def run_job(job: str, *, as_of: datetime, dry_run: bool = False) -> JobRun:
+def run_job(
+    job: str, *, as_of: datetime, dry_run: bool = False, params: dict | None = None
+) -> JobRun:
     """Record a CLI run and execute it in this process through the runner."""
-    run = job_run_request(enqueue=False, job=job, trigger="cli", as_of=as_of, dry_run=dry_run)
+    run = job_run_request(
+        enqueue=False, job=job, trigger="cli", as_of=as_of, dry_run=dry_run, params=params
+    )
     return job_run_execute(run_id=run.pk)
+
+
+def wait_until_finished(run: JobRun, timeout: float = 60.0) -> JobRun:
+    """The run once a worker has finished it; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.is_finished:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run #{run.pk} still {run.status} after {timeout}s")
+
+
+def wallet_money_total() -> int:
+    """All the money in wallets, spendable and receivable: a release only moves it."""
+    return Wallet.objects.aggregate(total=Sum(F("spendable_balance") + F("receivable_balance")))[
+        "total"
+    ]
 
 
 def ledger_snapshot() -> dict[str, list[dict]]:
