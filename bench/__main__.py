@@ -12,6 +12,7 @@ BENCHMARKS = [
     "bench.notifications",
     "bench.engine_overhead",
     "bench.pages",
+    "bench.schedules",
 ]
 
 

@@ -5,9 +5,10 @@
 
 Starts one scheduler (`manage.py runscheduler`) and one worker (`manage.py rundramatiq
 --processes 1 --threads 8`) on the real Redis broker, against a small demo dataset
-(`demo_seed`), with every job of `--jobs` put on `* * * * *` through its
-STEWARD_JOB_<NAME>_CRON variable: several jobs fire each minute, all in the same second, so one
-minute gives several samples and they compete for the worker as they would in production.
+(`demo_seed`), with the schedules of every job of `--jobs` set to `* * * * *` in the bench
+database through the schedule service, as an operator would (a job without one gets one):
+several jobs fire each minute, all in the same second, so one minute gives several samples and
+they compete for the worker as they would in production.
 
 For every slot that began after the scheduler started (periodiq's tick for the minute it starts
 in arrives up to a minute late by design and is left out) and before it stopped: drift = the
@@ -46,6 +47,22 @@ def seed(users: int) -> dict:
     from ledger.services.demo import DemoPlan, demo_seed
 
     return demo_seed(plan=DemoPlan(users=users))
+
+
+def schedules_every_minute(jobs: list[str]) -> list[str]:
+    """Put every schedule of `jobs` on EVERY_MINUTE; returns the schedules' names."""
+    from jobs.models import Schedule
+    from jobs.schedules import schedule_create, schedule_update
+
+    names = []
+    for job in jobs:
+        schedules = list(Schedule.objects.filter(job=job))
+        if not schedules:
+            names.append(schedule_create(by=NAME, name=job, job=job, cron=EVERY_MINUTE).name)
+        for schedule in schedules:
+            schedule_update(schedule=schedule, by=NAME, reason="drift benchmark", cron=EVERY_MINUTE)
+            names.append(schedule.name)
+    return names
 
 
 def minute_floor(moment):
@@ -94,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         "--minutes", type=int, default=10, help="slots (minutes) to measure per job (10)"
     )
     parser.add_argument(
-        "--jobs", nargs="+", default=DEFAULT_JOBS, help="jobs put on * * * * * (six cheap ones)"
+        "--jobs",
+        nargs="+",
+        default=DEFAULT_JOBS,
+        help="jobs whose schedules are put on * * * * * (six cheap ones)",
     )
     parser.add_argument("--users", type=int, default=200, help="demo users to seed (200)")
     parser.add_argument(
@@ -118,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
 
     for job in args.jobs:
         get_job(job)  # fails early on a typo
-    cron_env = {f"STEWARD_JOB_{job.upper()}_CRON": EVERY_MINUTE for job in args.jobs}
     database = f"{harness.database_name(database_url)}_drift"
     machine = harness.machine_info(database_url=database_url, redis_url=redis_url)
     print(f"Machine: {harness.describe_machine(machine)}")
@@ -130,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     harness.database_create(database_url, database)
     harness.django_use_database(database, migrate=True)
+    schedules = schedules_every_minute(args.jobs)
     seeded = seed(args.users)
     harness.redis_flush(redis_url)
     run_url = harness.url_with_database(database_url, database)
@@ -139,13 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         database_url=run_url,
         redis_url=redis_url,
         log_path=harness.log_path(f"{NAME}-worker"),
-        env=cron_env,
     )
     scheduler = harness.scheduler_process(
         database_url=run_url,
         redis_url=redis_url,
         log_path=harness.log_path(f"{NAME}-scheduler"),
-        env=cron_env,
     )
     load_before = harness.load_average()
     worker.start()
@@ -252,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": args.minutes,
                 "jobs": args.jobs,
                 "cron": EVERY_MINUTE,
+                "schedules": schedules,
                 "threads": args.threads,
                 "users": args.users,
                 "seeded": seeded,

@@ -18,7 +18,8 @@ Each round renders each page three times, interleaved: as shipped ("after": next
 from cronsim, one firing to the next; every job's runs read in one statement); with the jobs'
 overviews read as before ("before", kept in this file: next run times from periodiq's
 `next_valid_date` over windows of a day and more, enumerating every slot of the window, so
-that `* * * * *` listed 1,440 slots to find three; and four queries a job); and as before but
+that `* * * * *` listed 1,440 slots to find three; and four queries a job and one a
+schedule); and as before but
 with cronsim's next run times ("cronsim only"). The templates are the shipped ones in all.
 The SQL queries of each page are counted in a separate request (counting wraps every query,
 so it is kept out of the timed rounds).
@@ -56,17 +57,18 @@ BENCH_USER = "bench-pages-operator"
 # --- The previous next-slot computation, kept as the baseline -------------------------------
 
 
-def old_slots_between(spec: str, start: datetime, end: datetime) -> Iterator[datetime]:
+def old_slots_between(
+    spec: str, start: datetime, end: datetime, zone: str = "UTC"
+) -> Iterator[datetime]:
     """jobs.cron.slots_between before cronsim: periodiq's next_valid_date, minute by minute
     through a spec that fires every minute."""
     import pendulum
-    from django.conf import settings
     from periodiq import CronSpec
 
     from jobs.cron import validate_cron
 
     def local(moment: datetime) -> pendulum.DateTime:
-        return pendulum.instance(moment).in_timezone(settings.TIME_ZONE)
+        return pendulum.instance(moment).in_timezone(zone)
 
     cron = CronSpec.parse(validate_cron(spec))
     moment = local(start)
@@ -79,26 +81,29 @@ def old_slots_between(spec: str, start: datetime, end: datetime) -> Iterator[dat
             yield datetime.fromtimestamp(int(moment.timestamp()), tz=UTC)
 
 
-def old_next_slots(spec: str, after: datetime, count: int) -> list[datetime]:
+def old_next_slots(spec: str, after: datetime, count: int, zone: str = "UTC") -> list[datetime]:
     """jobs.cron.next_slots before cronsim: every slot of a day (then 2, 4, ... days) listed
     to keep the first `count`."""
     found: list[datetime] = []
     window = timedelta(days=1)
     start = after
     while len(found) < count and window <= timedelta(days=800):
-        found.extend(old_slots_between(spec, start, start + window))
+        found.extend(old_slots_between(spec, start, start + window, zone))
         start, window = start + window, window * 2
     return found[:count]
 
 
 def old_job_overviews(*, now: datetime | None = None, next_slots: Callable | None = None) -> list:
-    """jobs.selectors.job_overviews before this change: per job, its latest run, its latest
-    finished run and its stats sample in a query each, and (what the dashboard view then read
-    itself) its 30 latest finished runs for the chart, as full rows: four queries a job."""
+    """jobs.selectors.job_overviews before its single statements: per job, its latest run, its
+    latest finished run and its stats sample in a query each, (what the dashboard view then
+    read itself) its 30 latest finished runs for the chart, as full rows, and its schedules;
+    per schedule, its latest run: four queries a job and one a schedule."""
+    from zoneinfo import ZoneInfo
+
     from django.utils import timezone
 
     import jobs.selectors as selectors
-    from jobs.models import FINISHED_STATUSES, JobRun, JobState
+    from jobs.models import FINISHED_STATUSES, JobRun, JobState, Schedule
     from jobs.registry import all_jobs
 
     now = now or timezone.now()
@@ -108,15 +113,28 @@ def old_job_overviews(*, now: datetime | None = None, next_slots: Callable | Non
     for spec in all_jobs():
         top_level = JobRun.objects.filter(job=spec.name, parent__isnull=True).order_by("-id")
         chart = selectors.job_recent_finished_runs(job=spec.name, limit=30, dry_run=False)
+        state = states.get(spec.name) or JobState(job=spec.name)
+        schedules = [
+            selectors.ScheduleOverview(
+                schedule=schedule,
+                in_words=selectors.cron_in_words(schedule.cron),
+                next_runs=[
+                    selectors.NextRun(utc=slot, local=slot.astimezone(ZoneInfo(schedule.timezone)))
+                    for slot in next_slots(schedule.cron, now, 3, schedule.timezone)
+                ],
+                paused_reason=selectors._schedule_paused_reason(schedule, state),
+                last_run=JobRun.objects.filter(schedule=schedule).order_by("-id").first(),
+            )
+            for schedule in Schedule.objects.filter(job=spec.name).order_by("name")
+        ]
         overviews.append(
             selectors.JobOverview(
                 name=spec.name,
                 description=spec.description,
-                cron=spec.cron,
-                schedule=selectors.cron_in_words(spec.cron),
                 queue=spec.queue,
-                next_runs=next_slots(spec.cron, now, 3),
-                state=states.get(spec.name) or JobState(job=spec.name),
+                next_runs=selectors._merged_next_runs(schedules),
+                schedules=schedules,
+                state=state,
                 last_run=top_level.first(),
                 last_finished_run=top_level.filter(
                     status__in=FINISHED_STATUSES, dry_run=False
@@ -133,8 +151,8 @@ def old_job_overviews(*, now: datetime | None = None, next_slots: Callable | Non
 @contextmanager
 def variant(name: str):
     """The pages as shipped ("after"); reading the jobs' overviews as before, with the old
-    next-slot search and four queries a job ("before"); or as before but with cronsim's next
-    slots ("cronsim only": what the cron library alone changes)."""
+    next-slot search and four queries a job and one a schedule ("before"); or as before but
+    with cronsim's next slots ("cronsim only": what the cron library alone changes)."""
     import jobs.api.views
     import jobs.dashboard.views
     from jobs.cron import next_slots
@@ -270,22 +288,22 @@ def queries_of(client, path: str) -> tuple[int, list[str]]:
     return len(captured), [query["sql"][:200] for query in captured.captured_queries]
 
 
-def next_slots_per_job(call: Callable, *, repeat: int = 20) -> dict[str, float]:
-    """Milliseconds per call of `call(spec.cron, after, 3)` for each registered job, each
-    call computing its answer."""
+def next_slots_per_schedule(call: Callable, *, repeat: int = 20) -> dict[str, float]:
+    """Milliseconds per call of `call(cron, after, 3, zone)` for each schedule, each call
+    computing its answer."""
     from django.utils import timezone
 
     from jobs.cron import _next_slots
-    from jobs.registry import all_jobs
+    from jobs.models import Schedule
 
     now = timezone.now()
     timings = {}
-    for spec in all_jobs():
+    for schedule in Schedule.objects.order_by("job", "name"):
         started = time.perf_counter()
         for minute in range(repeat):
             _next_slots.cache_clear()  # next_slots keeps its answers per minute
-            call(spec.cron, now + timedelta(minutes=minute), 3)
-        timings[f"{spec.name} ({spec.cron})"] = round(
+            call(schedule.cron, now + timedelta(minutes=minute), 3, schedule.timezone)
+        timings[f"{schedule.name} ({schedule.cron}, {schedule.timezone})"] = round(
             (time.perf_counter() - started) * 1000 / repeat, 3
         )
     return timings
@@ -360,9 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {index + 1} rounds", flush=True)
         from jobs.cron import next_slots
 
-        per_job = {
-            "before": next_slots_per_job(old_next_slots, repeat=3),
-            "after": next_slots_per_job(next_slots),
+        per_schedule = {
+            "before": next_slots_per_schedule(old_next_slots, repeat=3),
+            "after": next_slots_per_schedule(next_slots),
         }
     finally:
         harness.django_release_database()
@@ -424,8 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         harness.table(
-            ["job (cron)", "next_slots before ms", "after ms"],
-            [[job, per_job["before"][job], per_job["after"][job]] for job in per_job["after"]],
+            ["schedule (cron, zone)", "next_slots before ms", "after ms"],
+            [
+                [name, per_schedule["before"][name], per_schedule["after"][name]]
+                for name in per_schedule["after"]
+            ],
         )
     )
     targets = {}
@@ -453,13 +474,13 @@ def main(argv: list[str] | None = None) -> int:
                 "redis_url": redis_url,
                 "timed": "Django test client in-process: request in -> response out",
                 "before": "job_overviews swapped for the previous one: enumerating next_slots, "
-                "four queries a job",
+                "four queries a job and one a schedule",
             },
             "load_average_before": load_before,
             "load_average_after": load_after,
             "summary": summary,
             "targets": targets,
-            "next_slots_ms_per_call": per_job,
+            "next_slots_ms_per_call": per_schedule,
             "queries_after": statements,
             "samples_ms": timings,
             "samples_process_cpu_ms": cpu,

@@ -8,9 +8,12 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from rest_framework import serializers
 
 from jobs.models import JobRun, RunStatus, Trigger
+from jobs.params import IdListField
 from jobs.registry import all_jobs
+from jobs.schedules import schedule_create
 from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus
 from tests.factories import HOLD, donation_at, match_at, obligated_cycle
 from tests.workers import subprocess_env
@@ -50,7 +53,32 @@ BAD_INPUT = [
         "is more than 3653 days from now",
         id="as-of-far-future",
     ),
+    pytest.param(
+        ["release_escrows", "--param", "bogus=1"],
+        "params.bogus: release_escrows has no parameter 'bogus'",
+        id="unknown-param",
+    ),
+    pytest.param(
+        ["release_escrows", "--param", "escrow_ids"],
+        "params: 'escrow_ids' is not key=value",
+        id="param-not-key-value",
+    ),
+    pytest.param(
+        ["--all", "--param", "game=snake"], "--param applies to one job, not --all", id="all-param"
+    ),
 ]
+
+
+class TargetParams(serializers.Serializer):
+    ids = IdListField(required=False, help_text="Only these rows.")
+    region = serializers.ChoiceField(choices=["eu", "asia"], default="eu", help_text="Whose.")
+
+
+def targeted_body(context):
+    return {
+        "targets": len(context.params.get("ids", [])),
+        "in_asia": context.params["region"] == "asia",
+    }
 
 
 def _runjob(*args: str) -> str:
@@ -70,17 +98,61 @@ def _manage(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_list_shows_each_ledger_job_with_its_cron():
-    # given the registered jobs
+def _listed(output: str) -> dict[str, list[str]]:
+    """The --list output as each job's indented lines, by job name."""
+    jobs: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in output.splitlines():
+        if line.startswith("   "):
+            lines.append(line.strip())
+        else:
+            lines = jobs[line.split()[0]] = []
+    return jobs
+
+
+@pytest.mark.django_db
+def test_list_shows_each_job_with_its_schedules_crons():
+    # given the registered jobs and their default schedules, one of them given a second,
+    # paused schedule in Tokyo time
+    schedule_create(
+        by="test",
+        name="tokyo_reminders",
+        job="cycle_reminders",
+        cron="0 9 * * *",
+        timezone="Asia/Tokyo",
+        enabled=False,
+    )
+
     # when the jobs are listed
     output = _runjob("--list")
 
-    # then each ledger job has a line with its name and cron spec, and nothing ran
-    lines = {line.split()[0]: line for line in output.splitlines() if line.strip()}
+    # then every job is listed, each ledger job with its schedules' crons and time zones
+    listed = _listed(output)
+    assert set(listed) == {spec.name for spec in all_jobs()}
     for name, cron in LEDGER_JOBS.items():
-        assert name in lines, output
-        assert f"  {cron}  " in lines[name]
-    assert set(lines) == {spec.name for spec in all_jobs()}
+        assert f"schedule {name}: {cron} in UTC" in listed[name], output
+    assert (
+        "schedule tokyo_reminders: 0 9 * * * in Asia/Tokyo (schedule paused)"
+        in listed["cycle_reminders"]
+    )
+    # and nothing ran
+    assert not JobRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_list_describes_a_jobs_parameters_and_a_job_without_schedules(register_test_job):
+    # given a job with parameters, registered after migrate made the default schedules
+    spec = register_test_job(targeted_body, params=TargetParams)
+
+    # when the jobs are listed
+    listed = _listed(_runjob("--list"))
+
+    # then its parameters are described with their types, defaults and help
+    assert listed[spec.name] == [
+        "param ids (list of integer; optional): Only these rows.",
+        "param region (choice; optional; one of eu, asia; default 'eu'): Whose.",
+        "schedules: none (it runs when asked)",
+    ]
 
 
 @pytest.mark.django_db
@@ -205,3 +277,67 @@ def test_a_failing_job_is_reported_in_one_line_and_recorded_with_its_traceback(
         "   Reason: failed after 1 attempt(s): RuntimeError: ledger out of balance"
         in out.getvalue()
     )
+
+
+@pytest.mark.django_db
+def test_params_are_validated_stored_and_given_to_the_body(register_test_job):
+    # given a job that accepts target ids and a region
+    spec = register_test_job(targeted_body, params=TargetParams)
+
+    # when it is run from the CLI with repeated and unsorted ids
+    output = _runjob(spec.name, "--param", "ids=9,4,9", "--param", "region=asia")
+
+    # then the run stores the validated parameters and its body saw them
+    run = JobRun.objects.get(job=spec.name)
+    assert run.params == {"ids": [4, 9], "region": "asia"}
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.summary == {"targets": 2, "in_asia": True}
+    assert '   Params: ids=[4, 9] region="asia"' in output
+
+
+@pytest.mark.django_db
+def test_enqueued_run_carries_its_params(register_test_job):
+    # given a job that accepts target ids
+    spec = register_test_job(targeted_body, params=TargetParams)
+
+    # when it is queued from the CLI with one id
+    output = _runjob(spec.name, "--enqueue", "--param", "ids=7")
+
+    # then the queued run has the parameters, defaults filled in, and the output names them
+    run = JobRun.objects.get(job=spec.name)
+    assert run.status == RunStatus.QUEUED
+    assert run.params == {"ids": [7], "region": "eu"}
+    assert f'Queued {spec.name} run #{run.pk} with ids=[7] region="eu"' in output
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        pytest.param(
+            ["ids=four"], "params.ids: item 0: A valid integer is required.", id="ids-word"
+        ),
+        pytest.param(["ids=0"], "params.ids: item 0: Ensure this value is greater than", id="id-0"),
+        pytest.param(["region=mars"], 'params.region: "mars" is not a valid choice.', id="choice"),
+        pytest.param(["colour=red"], "params.colour: test_job_", id="unknown"),
+        pytest.param(
+            ["ids="], "params.ids: Ensure this field has at least 1 elements.", id="empty"
+        ),
+    ],
+)
+@pytest.mark.parametrize("where", [[], ["--enqueue"]], ids=["sync", "enqueue"])
+def test_an_ill_typed_param_names_the_field_and_records_nothing(
+    register_test_job, pairs, message, where
+):
+    # given a job that accepts target ids and a region
+    spec = register_test_job(targeted_body, params=TargetParams)
+    args = [arg for pair in pairs for arg in ("--param", pair)]
+
+    # when it is run with a parameter it refuses
+    with pytest.raises(CommandError) as error:
+        _runjob(spec.name, *where, *args)
+
+    # then the error is one line naming the field, and no run was recorded
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not JobRun.objects.exists()

@@ -10,11 +10,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from jobs.conf import conf
-from jobs.exceptions import UnknownJob
+from jobs.exceptions import InvalidInput, UnknownJob
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
+from jobs.params import params_describe, params_from_pairs, params_text
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
+from jobs.selectors import ScheduleOverview, schedule_overviews
 from jobs.services import job_run_request
 
 
@@ -88,6 +90,14 @@ class Command(BaseCommand):
             default=None,
             help="Handle what is due as of this ISO-8601 time (default: now).",
         )
+        parser.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="A parameter of the run (repeatable; a list as comma-separated values, e.g. "
+            "escrow_ids=4,9); --list shows what each job accepts.",
+        )
         parser.add_argument("--reason", default="", help="Why the run is requested.")
         parser.add_argument("--json", action="store_true", help="Print each run as JSON.")
 
@@ -100,9 +110,13 @@ class Command(BaseCommand):
         if options["timeout"] <= 0:
             raise CommandError("--timeout must be a positive number of seconds")
         names = self._job_names(options)
+        if options["param"] and len(names) > 1:
+            raise CommandError("--param applies to one job, not --all")
+        # Every job's parameters are read before anything runs: a bad one records nothing.
+        params = {name: self._params(name, options["param"]) for name in names}
         failed = []
         for name in names:
-            run = self._run_one(name, options)
+            run = self._run_one(name, params[name], options)
             self._report(run, as_json=options["json"])
             if run.status in (RunStatus.FAILED, RunStatus.PARTIAL):
                 failed.append(f"{name} #{run.pk} {run.status}")
@@ -121,7 +135,13 @@ class Command(BaseCommand):
         except UnknownJob as exc:
             raise CommandError(str(exc)) from None
 
-    def _run_one(self, name: str, options) -> JobRun:
+    def _params(self, name: str, pairs: list[str]) -> dict:
+        try:
+            return params_from_pairs(get_job(name), pairs)
+        except InvalidInput as exc:
+            raise CommandError(str(exc)) from None
+
+    def _run_one(self, name: str, params: dict, options) -> JobRun:
         fields = {
             "job": name,
             "trigger": Trigger.CLI,
@@ -129,10 +149,12 @@ class Command(BaseCommand):
             "reason": options["reason"],
             "as_of": options["as_of"],
             "dry_run": options["dry_run"],
+            "params": params,
         }
         if options["enqueue"]:
             run = job_run_request(**fields)
-            self.stdout.write(f"Queued {name} run #{run.pk} (message {run.message_id})")
+            targets = f" with {params_text(run.params)}" if run.params else ""
+            self.stdout.write(f"Queued {name} run #{run.pk}{targets} (message {run.message_id})")
             if options["wait"]:
                 return self._wait(run, timeout=options["timeout"])
             return run
@@ -171,6 +193,8 @@ class Command(BaseCommand):
         mode = "dry run" if run.dry_run else "run"
         took = f" in {run.duration_ms:,} ms" if run.duration_ms is not None else ""
         self.stdout.write(style(f"{run.job} {mode} #{run.pk}: {run.status}{took}"))
+        if run.params:
+            self.stdout.write(f"   Params: {params_text(run.params)}")
         for figure in run_summary_figures(run, detail=True):
             self.stdout.write(f"   {figure.label}: {figure.value}")
         if run.status_reason:
@@ -179,13 +203,39 @@ class Command(BaseCommand):
             self.stdout.write(f"   Error: {run.error}")
 
     def _list(self) -> None:
-        specs = all_jobs()
-        width = max(len(spec.name) for spec in specs)
-        cron_width = max(len(spec.cron) for spec in specs)
-        for spec in specs:
-            self.stdout.write(
-                f"{spec.name:<{width}}  {spec.cron:<{cron_width}}  {spec.description}"
-            )
+        """Each job with what it accepts and when its schedules run it."""
+        schedules: dict[str, list[ScheduleOverview]] = {}
+        for overview in schedule_overviews():
+            schedules.setdefault(overview.schedule.job, []).append(overview)
+        for spec in all_jobs():
+            self.stdout.write(f"{spec.name}  {spec.description}")
+            described = params_describe(spec)
+            if not described:
+                self.stdout.write("   params: none")
+            for param in described:
+                self.stdout.write(f"   param {_param_line(param)}")
+            listed = schedules.get(spec.name, [])
+            if not listed:
+                self.stdout.write("   schedules: none (it runs when asked)")
+            for overview in listed:
+                schedule = overview.schedule
+                params = f" {params_text(schedule.params)}" if schedule.params else ""
+                paused = f" ({overview.paused_reason})" if overview.paused_reason else ""
+                self.stdout.write(
+                    f"   schedule {schedule.name}: {schedule.cron} in {schedule.timezone}"
+                    f"{params}{paused}"
+                )
+
+
+def _param_line(param: dict) -> str:
+    """E.g. `escrow_ids (list of integer; optional): Release just these escrows.`"""
+    facts = [param["type"], "required" if param["required"] else "optional"]
+    if "choices" in param:
+        facts.append("one of " + ", ".join(str(choice) for choice in param["choices"]))
+    if "default" in param:
+        facts.append(f"default {param['default']!r}")
+    text = f": {param['help']}" if param["help"] else ""
+    return f"{param['name']} ({'; '.join(facts)}){text}"
 
 
 def _run_as_dict(run: JobRun) -> dict:
@@ -196,6 +246,7 @@ def _run_as_dict(run: JobRun) -> dict:
         "trigger": run.trigger,
         "as_of": run.as_of.isoformat(),
         "dry_run": run.dry_run,
+        "params": run.params,
         "duration_ms": run.duration_ms,
         "summary": run.summary,
         "error": run.error,

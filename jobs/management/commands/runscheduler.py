@@ -1,38 +1,49 @@
-"""Start periodiq with Django set up and every job's schedule loaded."""
+"""Start periodiq with Django set up: its one actor, `tick_schedules`, reads the Schedule rows
+every minute, so schedules change without a restart."""
 
 import signal
 
 import periodiq
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from jobs.checks import cron_errors
-from jobs.cron import next_slots
-from jobs.registry import all_jobs
+from jobs.management.commands._listing import next_run_cells, state_cell, table
+from jobs.selectors import ScheduleOverview, schedule_overviews
+
+# A fleet's thousands of per-entity schedules are not printed at every start.
+LISTED_AT_START = 100
+HEADERS = ("schedule", "job", "cron", "time zone", "state", "next run (its zone)", "next run (UTC)")
 
 
 class Command(BaseCommand):
     help = (
-        "Run the scheduler: one periodiq process that records each job's slot and sends it to "
-        "the workers. Run exactly one in production; a second is harmless but wasteful."
+        "Run the scheduler: one periodiq process whose minute tick records the runs of the "
+        "schedules due and sends them to the workers. Run exactly one in production; a second "
+        "is harmless but wasteful."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--check",
             action="store_true",
-            help="Validate the schedules, print the next run of each job and exit.",
+            help="Check the jobs' default crons, list every schedule with its next run and exit.",
         )
 
     def handle(self, *args, **options) -> None:
         errors = cron_errors()
         if errors:
-            raise CommandError("invalid schedules:\n  " + "\n  ".join(errors))
-        now = timezone.now()
-        for spec in all_jobs():
-            upcoming = next_slots(spec.cron, now, 1)
-            when = upcoming[0].isoformat() if upcoming else "never"
-            self.stdout.write(f"{spec.name:<22} {spec.cron:<14} next {when}")
+            raise CommandError("invalid default crons:\n  " + "\n  ".join(errors))
+        overviews = schedule_overviews()
+        listed = overviews if options["check"] else overviews[:LISTED_AT_START]
+        if listed:
+            self.stdout.write(table(HEADERS, [_row(overview) for overview in listed]))
+        else:
+            self.stdout.write("No schedules yet: each minute's tick will find nothing to run.")
+        if len(listed) < len(overviews):
+            self.stdout.write(
+                f"... and {len(overviews) - len(listed):,} more: `manage.py schedules list` "
+                "shows them all."
+            )
         if options["check"]:
             return
         # SIGINT and SIGTERM both stop it cleanly, also when it was started with SIGINT
@@ -47,6 +58,18 @@ class Command(BaseCommand):
             status = 0
         if status:
             raise CommandError(f"periodiq exited with status {status}")
+
+
+def _row(overview: ScheduleOverview) -> list[str]:
+    schedule = overview.schedule
+    return [
+        schedule.name,
+        schedule.job,
+        schedule.cron,
+        schedule.timezone,
+        state_cell(overview),
+        *next_run_cells(overview),
+    ]
 
 
 def _interrupt(signum, frame):
