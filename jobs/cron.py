@@ -95,7 +95,13 @@ def validate_timezone(name: str) -> ZoneInfo:
     """The IANA time zone of that name, or CronError naming what is wrong."""
     if not isinstance(name, str) or not name or name not in _zone_names():
         raise CronError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'")
-    return ZoneInfo(name)
+    return zone_of(name)
+
+
+# ZoneInfo keeps only a handful of zones; the scheduler's tick reads dozens every minute.
+zone_of = functools.cache(ZoneInfo)
+# Specs are validated when they are written; searches read the normal form from here.
+_normal_form = functools.lru_cache(maxsize=4_096)(validate_cron)
 
 
 @functools.cache
@@ -110,7 +116,7 @@ def _as_utc(moment: datetime) -> datetime:
 def _firings(spec: str, after: datetime, zone: ZoneInfo) -> Iterator[datetime]:
     """The instants (UTC, whole minutes) after `after` at which the spec fires in `zone`."""
     try:
-        walk = CronSim(validate_cron(spec), _as_utc(after).astimezone(zone))
+        walk = CronSim(_normal_form(spec), _as_utc(after).astimezone(zone))
     except CronSimError:  # e.g. "0 0 31 2 *": no month has such a day
         return
     try:
@@ -125,7 +131,7 @@ def slots_between(
 ) -> Iterator[datetime]:
     """Every slot the spec fires at in (start, end], evaluated in `zone`, in UTC."""
     end = _as_utc(end)
-    for slot in _firings(spec, start, ZoneInfo(zone)):
+    for slot in _firings(spec, start, zone_of(zone)):
         if slot > end:
             return
         yield slot
@@ -137,6 +143,13 @@ def latest_slot(spec: str, start: datetime, end: datetime, zone: str = "UTC") ->
     for slot in slots_between(spec, start, end, zone):
         count, latest = count + 1, slot
     return count, latest
+
+
+def next_slot(spec: str, after: datetime, zone: str = "UTC") -> datetime:
+    """The first slot after `after`'s minute; for a spec firing less often than LOOKAHEAD, the
+    moment to look again."""
+    found = next_slots(spec, after, 1, zone)
+    return found[0] if found else slot_of(after) + LOOKAHEAD
 
 
 def next_slots(spec: str, after: datetime, count: int, zone: str = "UTC") -> list[datetime]:
@@ -152,7 +165,7 @@ def next_slots(spec: str, after: datetime, count: int, zone: str = "UTC") -> lis
 @functools.lru_cache(maxsize=4_096)
 def _next_slots(spec: str, after: datetime, count: int, zone: str) -> tuple[datetime, ...]:
     found: list[datetime] = []
-    for slot in _firings(spec, after, ZoneInfo(zone)):
+    for slot in _firings(spec, after, zone_of(zone)):
         if slot - after > LOOKAHEAD or len(found) == count:
             break
         found.append(slot)

@@ -268,10 +268,12 @@ class Schedule(models.Model):
     updated_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    evaluated_until = models.DateTimeField(
+    next_slot = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="The minute up to which the scheduler has recorded this schedule's slots.",
+        db_index=True,
+        help_text="The slot the scheduler records next (UTC); earlier ones are done or missed. "
+        "Empty: from the schedule's creation.",
     )
 
     class Meta:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from jobs.cron import validate_cron, validate_timezone
+from jobs.cron import next_slot, validate_cron, validate_timezone
 from jobs.exceptions import CronError, InvalidInput, NotFoundError, StewardError
 from jobs.models import Schedule, ScheduleChange
 from jobs.params import params_validate
@@ -161,7 +163,7 @@ def schedule_create(*, by: str, reason: str = "", **fields: Any) -> Schedule:
     except StewardError:
         defaults["catch_up"] = False
     values = _validated({**defaults, **fields}, current=None)
-    schedule = Schedule(**values, created_by=by, updated_by=by)
+    schedule = Schedule(**values, created_by=by, updated_by=by, next_slot=_first_slot(values))
     try:
         with transaction.atomic():
             schedule.save()
@@ -186,6 +188,8 @@ def schedule_update(*, schedule: Schedule | int | str, by: str, reason: str = ""
         return locked
     for field, value in values.items():
         setattr(locked, field, value)
+    if (values["cron"], values["timezone"]) != (before["cron"], before["timezone"]):
+        locked.next_slot = _first_slot(values)
     locked.updated_by = by
     try:
         with transaction.atomic():
@@ -202,6 +206,11 @@ def schedule_update(*, schedule: Schedule | int | str, by: str, reason: str = ""
         )
     _audit(locked, action=action, by=by, reason=reason, before=before)
     return locked
+
+
+def _first_slot(values: dict) -> datetime:
+    """A new or re-timed schedule's first slot: the first after the current minute."""
+    return next_slot(values["cron"], timezone.now(), values["timezone"])
 
 
 def schedule_pause(*, schedule: Schedule | int | str, by: str, reason: str = "") -> Schedule:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections import defaultdict
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfoNotFoundError
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from jobs.conf import conf
-from jobs.cron import latest_slot, slot_of
-from jobs.exceptions import UnknownJob
+from jobs.cron import latest_slot, next_slot, slot_of
+from jobs.exceptions import CronError, UnknownJob
 from jobs.models import JobRun, JobState, RunStatus, Schedule, Trigger
 from jobs.registry import JobSpec, get_job
 from jobs.services import new_run, scheduled_runs_record
@@ -74,30 +76,36 @@ class TickReport:
 def schedules_tick(*, now: datetime | None = None) -> TickReport:
     """Record and send the run of every schedule due this minute, each in its own time zone.
 
-    Every schedule not yet evaluated up to this minute is: its slots since it was last
-    evaluated (at most MISSED_SLOT_WINDOW_HOURS back, never before it was created) are found
-    with the cron library. The slot of this minute runs; slots missed while no scheduler ran
-    are reported, and a catch-up schedule runs the latest of them, once. A paused schedule's
-    or paused job's slot is recorded skipped. The unique (schedule, slot) constraint makes a
-    second scheduler, a restart within the minute or a repeated tick harmless.
+    Only the schedules whose next slot has come are read (an index on `next_slot`). A
+    schedule due this very minute runs it; one whose next slot has passed missed slots while
+    no scheduler ran (at most MISSED_SLOT_WINDOW_HOURS back are counted): they are reported,
+    and a catch-up schedule runs the latest of them, once. A paused schedule's or paused
+    job's slot is recorded skipped. Each schedule's next slot then moves past this minute.
+    The unique (schedule, slot) constraint makes a second scheduler, a restart within the
+    minute or a repeated tick harmless.
     """
     minute = slot_of(now or timezone.now())
     report = TickReport(minute=minute)
     window_start = minute - timedelta(hours=conf.MISSED_SLOT_WINDOW_HOURS)
     paused_jobs = {state.job: state for state in JobState.objects.filter(paused=True)}
-    due = Schedule.objects.filter(
-        Q(evaluated_until__isnull=True) | Q(evaluated_until__lt=minute)
-    ).only(*TICK_FIELDS)
+    due = Schedule.objects.filter(Q(next_slot__isnull=True) | Q(next_slot__lte=minute))
     runs: list[JobRun] = []
-    evaluated: list[int] = []
-    slots = functools.lru_cache(maxsize=None)(latest_slot)
-    for schedule in due.iterator(chunk_size=2_000):
+    moved: dict[datetime, list[int]] = defaultdict(list)
+    # Schedules sharing a cron and a time zone share their answers within one tick.
+    slots = functools.cache(latest_slot)
+    following = functools.cache(lambda cron, zone: next_slot(cron, minute, zone))
+    for schedule in due.only(*TICK_FIELDS).iterator(chunk_size=2_000):
         spec = _spec_or_none(schedule)
         if spec is None:
             continue
-        evaluated.append(schedule.pk)
-        start = max(schedule.evaluated_until or slot_of(schedule.created_at), window_start)
-        count, latest = slots(schedule.cron, start, minute, schedule.timezone)
+        try:
+            latest, count = _due_slot(schedule, minute, window_start, slots)
+            moved[following(schedule.cron, schedule.timezone)].append(schedule.pk)
+        except (CronError, ZoneInfoNotFoundError) as exc:
+            # Written past the services' checks (straight into the database): the others run.
+            logger.error("Schedule %s cannot be evaluated: %s", schedule.name, exc)
+            continue
+        report.evaluated += 1
         if latest is None:
             continue
         missed = count - (latest == minute)
@@ -111,18 +119,31 @@ def schedules_tick(*, now: datetime | None = None) -> TickReport:
             reason = f"catch-up: the latest of {count} slots missed while no scheduler ran"
             report.caught_up += 1
         runs.append(_slot_run(spec, schedule, latest, reason=reason, skipped=skipped_reason))
-    report.evaluated = len(evaluated)
     report.recorded = scheduled_runs_record(runs)
     report.skipped = sum(run.status == RunStatus.SKIPPED for run in report.recorded)
-    for first in range(0, len(evaluated), UPDATE_CHUNK):
-        Schedule.objects.filter(pk__in=evaluated[first : first + UPDATE_CHUNK]).filter(
-            Q(evaluated_until__isnull=True) | Q(evaluated_until__lt=minute)
-        ).update(evaluated_until=minute)
+    for following_slot, pks in moved.items():
+        # Not past a slot an operator's edit set meanwhile, nor back behind another scheduler.
+        Schedule.objects.filter(pk__any=pks).filter(
+            Q(next_slot__isnull=True) | Q(next_slot__lte=minute)
+        ).update(next_slot=following_slot)
     _log_tick(report)
     return report
 
 
-UPDATE_CHUNK = 5_000
+def _due_slot(schedule: Schedule, minute: datetime, window_start: datetime, slots) -> tuple:
+    """The latest slot of the schedule up to `minute` and how many there were since its next
+    slot (or its creation): (None, 0) when none is due."""
+    if schedule.next_slot == minute:
+        return minute, 1
+    if schedule.next_slot is None:
+        start = slot_of(schedule.created_at)
+    else:
+        # Slots are whole minutes: (next slot - 1 s, minute] starts at the next slot.
+        start = schedule.next_slot - timedelta(seconds=1)
+    count, latest = slots(schedule.cron, max(start, window_start), minute, schedule.timezone)
+    return latest, count
+
+
 # What the tick reads of each schedule.
 TICK_FIELDS = (
     "name",
@@ -134,7 +155,7 @@ TICK_FIELDS = (
     "catch_up",
     "updated_by",
     "created_at",
-    "evaluated_until",
+    "next_slot",
 )
 
 

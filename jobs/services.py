@@ -133,8 +133,8 @@ def scheduled_runs_record(runs: list[JobRun]) -> list[JobRun]:
             run.message_id = generate_unique_id()
     recorded = set(
         JobRun.objects.filter(
-            schedule_id__in={run.schedule_id for run in runs},
-            slot__in={run.slot for run in runs},
+            schedule_id__any={run.schedule_id for run in runs},
+            slot__any={run.slot for run in runs},
         ).values_list("schedule_id", "slot")
     )
     runs = [run for run in runs if (run.schedule_id, run.slot) not in recorded]
@@ -200,8 +200,12 @@ def job_runs_send(runs: list[JobRun]) -> None:
 
     def send() -> None:
         broker = dramatiq.get_broker()
+        for queue_name in {message.queue_name for message in messages}:
+            broker.declare_queue(queue_name)
+        if len(messages) > 1 and hasattr(broker, "enqueue_many"):
+            broker.enqueue_many(messages)
+            return
         for message in messages:
-            broker.declare_queue(message.queue_name)
             broker.enqueue(message)
 
     transaction.on_commit(send)
@@ -211,7 +215,7 @@ def _schedule_retry_options(schedule_ids: set[int]) -> dict[int, dict]:
     """The message options of the schedules that override their job's retry settings."""
     if not schedule_ids:
         return {}
-    overriding = Schedule.objects.filter(pk__in=schedule_ids).exclude(
+    overriding = Schedule.objects.filter(pk__any=schedule_ids).exclude(
         max_retries__isnull=True, min_backoff_ms__isnull=True
     )
     options = {}

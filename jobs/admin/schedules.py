@@ -61,7 +61,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "created_at",
         "updated_by",
         "updated_at",
-        "evaluated_until",
+        "next_slot",
         "changes_text",
     )
 
@@ -110,7 +110,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                         "created_at",
                         "updated_by",
                         "updated_at",
-                        "evaluated_until",
+                        "next_slot",
                     ]
                 },
             ),

@@ -40,7 +40,7 @@ def every_minute(job: str) -> Schedule:
     """The job's default schedule moved to every minute; every other schedule removed."""
     Schedule.objects.exclude(name=job).delete()
     Schedule.objects.filter(name=job).update(
-        cron="* * * * *", evaluated_until=None, created_at=timezone.now() - timedelta(minutes=1)
+        cron="* * * * *", next_slot=None, created_at=timezone.now() - timedelta(minutes=1)
     )
     return Schedule.objects.get(name=job)
 

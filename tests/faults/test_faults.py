@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from jobs.actors import actor_for
 from jobs.models import FINISHED_STATUSES, AttemptStatus, JobRun, RunStatus, Schedule
+from jobs.schedules import schedule_update
 from jobs.services import job_run_request
 from ledger.models import Escrow
 from ledger.services.escrows import escrows_due
@@ -33,7 +34,8 @@ from tests.faults.workload import Workload
 
 def every_minute(*jobs: str) -> None:
     """The jobs' default schedules tick every minute from now on (schedules are rows)."""
-    Schedule.objects.filter(name__in=jobs).update(cron="* * * * *", evaluated_until=None)
+    for schedule in Schedule.objects.filter(name__in=jobs):
+        schedule_update(schedule=schedule, by="fault suite", cron="* * * * *")
 
 
 PROFILE = current_profile()

@@ -51,3 +51,29 @@ def test_wake_tokens_stay_bounded_when_nobody_listens(broker):
     for run_id in range(WAKE_TOKENS_KEPT + 40):
         actor.send(run_id)
     assert broker.client.llen(wake_key(broker, "default")) == WAKE_TOKENS_KEPT
+
+
+@pytest.mark.django_db
+def test_many_messages_go_in_one_round_trip_each_with_its_wake_token(broker):
+    # given messages for two queues, sent together as the scheduler's tick sends them
+    for queue in ("default", "money"):
+        broker.declare_queue(queue)
+        broker.client.delete(wake_key(broker, queue))
+    messages = [actor_for("expire_matches").message(run_id) for run_id in (1, 2, 3)]
+    messages.append(actor_for("release_escrows").message(4))
+    broker.enqueue_many(messages)
+
+    # then each queue has its messages and a wake token for each, and consumers get them all
+    assert broker.client.llen(wake_key(broker, "default")) == 3
+    assert broker.client.llen(wake_key(broker, "money")) == 1
+    received = {}
+    for queue, count in (("default", 3), ("money", 1)):
+        consumer = broker.consume(queue, prefetch=count, timeout=200)
+        try:
+            for _ in range(count):
+                message = next(consumer)
+                received[message.message_id] = message.args
+                consumer.ack(message)
+        finally:
+            consumer.close()
+    assert received == {message.message_id: message.args for message in messages}

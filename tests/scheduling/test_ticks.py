@@ -9,6 +9,7 @@ from dramatiq.middleware import CurrentMessage
 from rest_framework import serializers
 
 from jobs.actors import tick_actor
+from jobs.cron import slot_of
 from jobs.models import JobRun, JobState, RunStatus, Schedule, Trigger
 from jobs.runner import job_run_execute
 from jobs.schedules import schedule_create, schedule_pause, schedule_remove, schedule_update
@@ -31,7 +32,7 @@ def only(db):
     def make(name: str, *, job: str = "expire_matches", since: datetime = SLOT, **fields):
         schedule = schedule_create(by="ops", name=name, job=job, **fields)
         # Created just before `since`, so its slots from `since` on are its own.
-        Schedule.objects.filter(pk=schedule.pk).update(created_at=since - MINUTE)
+        Schedule.objects.filter(pk=schedule.pk).update(created_at=since - MINUTE, next_slot=None)
         schedule.refresh_from_db()
         return schedule
 
@@ -169,19 +170,21 @@ def test_pausing_a_job_pauses_its_schedules_and_one_schedule_pauses_alone(only, 
 
 
 def test_edits_and_removal_are_obeyed_from_the_next_minute(only, broker):
-    # given an hourly schedule at :00
-    schedule = only("matches", cron="0 * * * *")
-    assert [run.slot for run in tick_through(SLOT, SLOT + 2 * MINUTE)] == [SLOT]
+    # given an hourly schedule firing at the coming minute (edits take effect from the real
+    # current minute, so this test keeps to real time)
+    coming = slot_of(timezone.now()) + MINUTE
+    schedule = only("matches", cron=f"{coming.minute} * * * *", since=coming)
+    assert [run.slot for run in tick_through(coming, coming + 2 * MINUTE)] == [coming]
 
-    # when its cron moves to :05, the next slot is 10:05, not 11:00
-    schedule_update(schedule=schedule, by="ops", reason="later", cron="5 * * * *")
-    assert [run.slot for run in tick_through(SLOT + 3 * MINUTE, SLOT + 6 * MINUTE)] == [
-        SLOT + 5 * MINUTE
-    ]
+    # when its cron moves five minutes on, the next slot moves there, not an hour on
+    moved = coming + 5 * MINUTE
+    schedule_update(schedule=schedule, by="ops", reason="later", cron=f"{moved.minute} * * * *")
+    assert [run.slot for run in tick_through(coming + 3 * MINUTE, coming + 6 * MINUTE)] == [moved]
+    assert schedules_tick(now=coming + 6 * MINUTE).missed == {}
 
     # when it is removed, no slot of it is recorded any more; its runs stay
     schedule_remove(schedule=schedule, by="ops", reason="not needed")
-    assert tick_through(SLOT + 60 * MINUTE, SLOT + 66 * MINUTE) == []
+    assert tick_through(coming + 60 * MINUTE, coming + 66 * MINUTE) == []
     assert JobRun.objects.filter(job="expire_matches").count() == 2
 
 
@@ -196,10 +199,10 @@ def test_a_new_schedule_does_not_run_the_slots_before_it_existed(only, broker):
 
 
 def test_after_three_missed_slots_a_catch_up_schedule_runs_once_and_the_other_none(only, broker):
-    # given two hourly schedules, one catching up, evaluated until 09:00
+    # given two hourly schedules, one catching up, both next due at 10:00
     catching_up = only("catching-up", cron="0 * * * *", catch_up=True, since=SLOT)
     skipping = only("skipping", cron="0 * * * *", catch_up=False, since=SLOT)
-    Schedule.objects.update(evaluated_until=SLOT - timedelta(hours=1))
+    Schedule.objects.update(next_slot=SLOT)
 
     # when no scheduler runs from 09:00 until 12:30 (10:00, 11:00 and 12:00 missed)
     report = schedules_tick(now=SLOT + timedelta(hours=2, minutes=30))
