@@ -101,7 +101,7 @@ def schedules_tick(*, now: datetime | None = None) -> TickReport:
         try:
             latest, count = _due_slot(schedule, minute, window_start, slots)
             moved[following(schedule.cron, schedule.timezone)].append(schedule.pk)
-        except (CronError, ZoneInfoNotFoundError) as exc:
+        except (CronError, ValueError, ZoneInfoNotFoundError) as exc:
             # Written past the services' checks (straight into the database): the others run.
             logger.error("Schedule %s cannot be evaluated: %s", schedule.name, exc)
             continue

@@ -340,3 +340,20 @@ def test_pausing_an_unknown_job_is_refused():
     with pytest.raises(UnknownJob):
         job_pause(job="no_such_job", by="ops")
     assert not JobState.objects.exists()
+
+
+def test_a_schedule_written_past_the_checks_is_reported_and_the_rest_run(only, broker, caplog):
+    # given a schedule whose cron and one whose zone were edited straight into the database
+    only("working", cron="* * * * *")
+    bad_cron = only("bad-cron", cron="* * * * *")
+    bad_zone = only("bad-zone", cron="* * * * *")
+    Schedule.objects.filter(pk=bad_cron.pk).update(cron="61 * * * *")
+    Schedule.objects.filter(pk=bad_zone.pk).update(timezone="Mars/Base")
+
+    # when the minute ticks
+    report = schedules_tick(now=SLOT)
+
+    # then the working schedule ran, and each broken one was named in the log
+    assert [run.schedule.name for run in report.recorded] == ["working"]
+    assert "Schedule bad-cron cannot be evaluated" in caplog.text
+    assert "Schedule bad-zone cannot be evaluated" in caplog.text
