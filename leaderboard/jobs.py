@@ -29,7 +29,9 @@ class FinalizePrizePoolsParams(serializers.Serializer):
         choices=Game.choices, required=False, help_text="Finalize just this game's pools."
     )
     period = serializers.ChoiceField(
-        choices=PoolPeriod.choices, required=False, help_text="Finalize just these pools."
+        choices=PoolPeriod.choices,
+        required=False,
+        help_text="Finalize just this period's pools (daily or weekly).",
     )
 
 
