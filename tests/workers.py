@@ -34,6 +34,19 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def manage_py(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` in its own process against the test database and Redis, as a person at
+    a terminal runs it: its output, its exit status."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class WorkerProcess:
     def __init__(self, *, log_path: Path, threads: int = 2, env: dict[str, str] | None = None):
         self.log_path = log_path

@@ -1,12 +1,9 @@
 """`manage.py runjob`: listing, running every job, and refusing bad input without writing."""
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from rest_framework import serializers
 
@@ -16,7 +13,7 @@ from jobs.registry import all_jobs
 from jobs.schedules import schedule_create
 from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus
 from tests.factories import HOLD, donation_at, match_at, obligated_cycle
-from tests.workers import subprocess_env
+from tests.workers import manage_py
 
 AS_OF = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LEDGER_JOBS = {
@@ -85,17 +82,6 @@ def _runjob(*args: str) -> str:
     out = StringIO()
     call_command("runjob", *args, stdout=out)
     return out.getvalue()
-
-
-def _manage(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _listed(output: str) -> dict[str, list[str]]:
@@ -237,7 +223,7 @@ def test_bad_input_from_the_command_line_exits_non_zero_without_a_traceback(args
     escrow = donation_at(at=AS_OF - HOLD - timedelta(hours=1)).escrow
 
     # when runjob runs as a process with bad input
-    result = _manage("runjob", *args)
+    result = manage_py("runjob", *args)
 
     # then it exits non-zero with the message in one line of stderr and no traceback
     assert result.returncode != 0

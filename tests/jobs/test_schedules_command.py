@@ -2,19 +2,16 @@
 user and reason, and bad input refused in one line with nothing saved."""
 
 import getpass
-import subprocess
-import sys
 from io import StringIO
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from rest_framework import serializers
 
 from jobs.models import JobRun, Schedule, ScheduleChange
 from jobs.params import IdListField
 from jobs.schedules import schedule_create, schedule_fields
-from tests.workers import subprocess_env
+from tests.workers import manage_py
 
 CLI_USER = f"cli:{getpass.getuser()}"
 
@@ -28,17 +25,6 @@ def _schedules(*args: str) -> str:
     out = StringIO()
     call_command("schedules", *args, stdout=out)
     return out.getvalue()
-
-
-def _manage(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _saved() -> tuple[list[dict], int]:
@@ -441,7 +427,7 @@ def test_bad_input_from_the_command_line_exits_non_zero_in_one_line(args, messag
     saved = _saved()
 
     # when the command runs as a process with bad input
-    result = _manage("schedules", *args)
+    result = manage_py("schedules", *args)
 
     # then it exits non-zero with the message in one line of stderr, and nothing was saved
     assert result.returncode != 0

@@ -3,11 +3,9 @@ only those pools (also beside a full sweep reaching the same pools at once), and
 `cleanup(steps)` runs only those steps; ill-typed parameters are refused before anything is
 recorded."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from jobs.exceptions import InvalidInput
 from jobs.models import JobRun, RunStatus
@@ -15,6 +13,7 @@ from jobs.runner import job_run_execute
 from jobs.services import job_run_request
 from leaderboard.models import ArchivedScore, GameSession, PoolStatus, PrizePool, Score
 from ledger.models import Notification, Transfer, TransferKind
+from tests.concurrency import at_once
 from tests.factories import UserFactory
 from tests.invariants import assert_ledger_consistent
 from tests.leaderboard.factories import (
@@ -115,27 +114,9 @@ def test_a_sweep_and_a_targeted_finalize_at_once_pay_each_pool_exactly_once():
     )
 
     # when both run at the same moment, each in its own thread and connection
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def execute(run_id: int) -> None:
-        try:
-            start.wait(timeout=30)
-            job_run_execute(run_id=run_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=execute, args=(run.pk,)) for run in (sweep, targeted)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    at_once(*(lambda run=run: job_run_execute(run_id=run.pk) for run in (sweep, targeted)))
 
     # then both ran, and between them every pool was finalized and paid exactly once
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
     sweep.refresh_from_db()
     targeted.refresh_from_db()
     assert (sweep.status, targeted.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)

@@ -1,11 +1,9 @@
 """Four sweeps releasing the same 2,000 due escrows at once: each escrow is released once."""
 
-import threading
 from collections import Counter
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -13,6 +11,7 @@ from ledger.models import DonationCycle, Escrow, Notification, Transfer, Transfe
 from ledger.services.demo import DemoPlan, demo_seed
 from ledger.services.escrows import escrows_due, escrows_release_due
 from ledger.statuses import CycleStatus, EscrowStatus
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,28 +45,11 @@ def test_four_concurrent_sweeps_release_each_escrow_exactly_once():
     assert Wallet.objects.aggregate(coins=Sum("charity_coins"))["coins"] == 0
 
     # when four threads, each with its own connection, sweep them at the same moment
-    start = threading.Barrier(THREADS)
-    results: list[dict] = []
-    errors: list[BaseException] = []
-
-    def sweep() -> None:
-        try:
-            start.wait(timeout=30)
-            results.append(escrows_release_due(as_of=now, batch_size=50))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sweep) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    results = at_once(
+        *[lambda: escrows_release_due(as_of=now, batch_size=50) for _ in range(THREADS)]
+    )
 
     # then no sweep failed and together they released each escrow once
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
     assert len(results) == THREADS
     assert sum(result["escrows_released"] for result in results) == ESCROWS
     assert sum(result["coins_awarded"] for result in results) == 50 * ESCROWS

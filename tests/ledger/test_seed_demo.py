@@ -1,13 +1,10 @@
 """`manage.py seed_demo` and the demo data service: bad input, reseeding, determinism, work due
 for every ledger job, and a calm first start."""
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -28,7 +25,7 @@ from ledger.services.escrows import escrows_due
 from ledger.services.matches import matches_due
 from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus
 from tests.ledger.helpers import run_job
-from tests.workers import subprocess_env
+from tests.workers import manage_py
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 BAD_USERS = [
@@ -42,17 +39,6 @@ def _seed_demo(*args: str) -> str:
     out = StringIO()
     call_command("seed_demo", *args, stdout=out)
     return out.getvalue()
-
-
-def _manage(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _row_counts() -> dict[str, int]:
@@ -139,7 +125,7 @@ def test_bad_user_count_is_a_command_error_and_writes_nothing(users, message):
 def test_bad_user_count_from_the_command_line_exits_non_zero_without_a_traceback(users, message):
     # given an empty database
     # when seed_demo runs as a process with a bad number of users
-    result = _manage("seed_demo", "--users", users)
+    result = manage_py("seed_demo", "--users", users)
 
     # then it exits non-zero with the message on the last line and no traceback
     assert result.returncode != 0
@@ -167,12 +153,12 @@ def test_seeding_the_same_seed_twice_is_refused_without_writing():
 @pytest.mark.django_db(transaction=True)
 def test_seeding_the_same_seed_twice_from_the_command_line_is_one_line_of_error():
     # given demo data for seed 5, seeded by a first process
-    first = _manage("seed_demo", "--users", "20", "--seed", "5")
+    first = manage_py("seed_demo", "--users", "20", "--seed", "5")
     assert first.returncode == 0, first.stderr
     before = _row_counts()
 
     # when a second process seeds the same seed
-    second = _manage("seed_demo", "--users", "20", "--seed", "5")
+    second = manage_py("seed_demo", "--users", "20", "--seed", "5")
 
     # then it fails with one line on stderr and writes nothing
     assert second.returncode != 0

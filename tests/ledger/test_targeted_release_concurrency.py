@@ -19,6 +19,7 @@ from ledger.models import Escrow, Transfer, TransferKind, Wallet
 from ledger.services.demo import DemoPlan, demo_seed
 from ledger.services.escrows import escrows_due
 from ledger.statuses import EscrowStatus
+from tests.concurrency import at_once
 from tests.factories import HOLD, donation_at
 from tests.invariants import assert_ledger_consistent
 from tests.ledger.helpers import wallet_money_total
@@ -132,27 +133,9 @@ def test_a_sweep_and_a_targeted_release_at_once_release_each_escrow_exactly_once
     )
 
     # when both runs execute at the same moment, each in its own thread and connection
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def execute(run_id: int) -> None:
-        try:
-            start.wait(timeout=30)
-            job_run_execute(run_id=run_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=execute, args=(run.pk,)) for run in (sweep, targeted)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    at_once(*(lambda run=run: job_run_execute(run_id=run.pk) for run in (sweep, targeted)))
 
     # then both ran (neither was skipped) and both did part of the work
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
     sweep.refresh_from_db()
     targeted.refresh_from_db()
     assert (sweep.status, targeted.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
