@@ -153,11 +153,11 @@ def variant(name: str):
     """The pages as shipped ("after"); reading the jobs' overviews as before, with the old
     next-slot search and four queries a job and one a schedule ("before"); or as before but
     with cronsim's next slots ("cronsim only": what the cron library alone changes)."""
-    import jobs.api.views
+    import jobs.api.views.jobs
     import jobs.dashboard.views
     from jobs.cron import next_slots
 
-    modules = (jobs.api.views, jobs.dashboard.views)
+    modules = (jobs.api.views.jobs, jobs.dashboard.views)
     shipped = [module.job_overviews for module in modules]
     replacement = {
         "before": old_job_overviews,

@@ -215,7 +215,7 @@ def test_a_bug_is_a_500_in_the_error_envelope_and_logged_with_its_traceback(
     def broken():
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("jobs.api.views.job_overviews", broken)
+    monkeypatch.setattr("jobs.api.views.jobs.job_overviews", broken)
     client = token_client(operator)
     client.raise_request_exception = False
 

@@ -1,0 +1,87 @@
+"""The runs' views: the history, one run, and a retry."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.api.serializers.common import ReasonInputSerializer
+from jobs.api.serializers.runs import (
+    RetryResponse,
+    RunDetailResponse,
+    RunListQuerySerializer,
+    RunListResponse,
+)
+from jobs.api.views.common import errors, model_permission, ok, with_schedules
+from jobs.exceptions import RETRY_PERMISSION
+from jobs.models import Trigger
+from jobs.selectors import job_run_get, job_run_list
+from jobs.services import job_run_request
+
+RUN_ID = OpenApiParameter("run_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+RUNS = ["runs"]
+
+
+class RunListApi(APIView):
+    @extend_schema(
+        operation_id="runs_list",
+        tags=RUNS,
+        summary="Run history, newest first",
+        parameters=[RunListQuerySerializer],
+        responses={200: RunListResponse, **errors(400, 401, 403, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        query = RunListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        runs = job_run_list(**query.validated_data)
+        with_schedules(runs)
+        return ok(RunListResponse, {"executions": runs, "count": len(runs)})
+
+
+class RunDetailApi(APIView):
+    @extend_schema(
+        operation_id="runs_retrieve",
+        tags=RUNS,
+        summary="One run with its attempts, summary and error",
+        parameters=[RUN_ID],
+        responses={200: RunDetailResponse, **errors(401, 403, 404, 429)},
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        run = job_run_get(run_id=run_id)
+        with_schedules([run])
+        return ok(RunDetailResponse, run)
+
+
+class RunRetryApi(APIView):
+    permission_classes = [IsAdminUser, model_permission(RETRY_PERMISSION)]
+
+    @extend_schema(
+        operation_id="runs_retry",
+        tags=RUNS,
+        summary="Retry a failed run: a new run linked to it",
+        description="A run has at most one retry in flight: while one is queued or running, "
+        "retrying again answers with that retry.",
+        parameters=[RUN_ID],
+        request=ReasonInputSerializer,
+        responses={202: RetryResponse, **errors(400, 401, 403, 404, 409, 415, 429, 503)},
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        body = ReasonInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        failed = job_run_get(run_id=run_id)
+        retry = job_run_request(
+            job=failed.job,
+            trigger=Trigger.RETRY,
+            retry_of=failed,
+            requested_by=request.user.get_username(),
+            reason=body.validated_data["reason"],
+        )
+        message = f"Run #{run_id} retried as run #{retry.pk}"
+        if retry.replayed:
+            message = f"Run #{run_id} is already being retried as run #{retry.pk}"
+        return ok(RetryResponse, retry, code=status.HTTP_202_ACCEPTED, message=message)
