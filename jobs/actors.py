@@ -13,6 +13,8 @@ from dramatiq.middleware import CurrentMessage
 from periodiq import cron
 
 from jobs.exceptions import PERMANENT_ERRORS
+from jobs.lanes import URGENT_PRIORITY, message_again
+from jobs.models import RunStatus
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
 from jobs.scheduling import schedules_tick
@@ -29,11 +31,15 @@ def run_job(run_id: int) -> None:
     retries_done = message.options.get("retries", 0)
     actor = dramatiq.get_broker().get_actor(message.actor_name)
     max_retries = message.options.get("max_retries", actor.options["max_retries"])
-    job_run_execute(
+    run = job_run_execute(
         run_id=run_id,
         final_attempt=retries_done >= max_retries,
         message_id=message.message_id,
     )
+    if run.status == RunStatus.QUEUED:
+        # Handed back by a stopping worker: the same message goes back to its queue for
+        # another worker, its retries untouched, since nothing failed.
+        dramatiq.get_broker().enqueue(message_again(message))
 
 
 def tick_schedules() -> None:
@@ -51,15 +57,19 @@ def _declare(key: str, make) -> dramatiq.Actor:
         return actor
 
 
-def actor_for(job_name: str) -> dramatiq.Actor:
-    """The job's run actor, declared on the current broker the first time it is asked for."""
+def actor_for(job_name: str, *, urgent: bool = False) -> dramatiq.Actor:
+    """The job's run actor of a lane, declared on the current broker the first time it is
+    asked for. The urgent lane's actor has a higher priority, so a worker also starts its
+    messages before the normal lane's that it already holds."""
     spec = get_job(job_name)
+    queue_name, actor_name = spec.lane(urgent=urgent)
     return _declare(
-        spec.actor_name,
+        actor_name,
         lambda: dramatiq.actor(
             run_job,
-            actor_name=spec.actor_name,
-            queue_name=spec.queue,
+            actor_name=actor_name,
+            queue_name=queue_name,
+            priority=URGENT_PRIORITY if urgent else 0,
             max_retries=spec.max_retries,
             min_backoff=spec.min_backoff_ms,
             time_limit=spec.time_limit_ms,
@@ -85,4 +95,6 @@ def tick_actor() -> dramatiq.Actor:
 
 
 def declare_all_actors() -> list[dramatiq.Actor]:
-    return [actor_for(spec.name) for spec in all_jobs()] + [tick_actor()]
+    return [
+        actor_for(spec.name, urgent=urgent) for spec in all_jobs() for urgent in (False, True)
+    ] + [tick_actor()]

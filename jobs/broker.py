@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from uuid import uuid4
 
@@ -12,8 +13,13 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import current_millis
 from dramatiq.errors import ConnectionClosed
 
+from jobs.control_state import controls_view
+from jobs.lanes import base_queue
+
 # Tokens kept per queue: enough to wake every idle worker process, bounded if none listens.
 WAKE_TOKENS_KEPT = 64
+# How often the consumer of a paused queue looks at the controls again.
+PAUSED_POLL_SECONDS = 0.5
 
 
 def wake_key(broker: RedisBroker, queue_name: str) -> str:
@@ -96,6 +102,10 @@ class _PromptConsumer(_RedisConsumer):
                     # Busy: let the stock consumer wait its backoff; a wake token is worth
                     # more to a worker that can take the message.
                     return super().__next__()
+                if not controls_view.current().accepting(base_queue(self.queue_name)):
+                    # Paused or draining: fetch nothing, so the messages stay in Redis.
+                    time.sleep(PAUSED_POLL_SECONDS)
+                    return None
                 self.message_cache = self.broker.do_fetch(
                     self.queue_name, self.prefetch - self.outstanding_message_count
                 )

@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 PREFIX = "STEWARD_"
 JOB_OVERRIDE_PREFIX = "STEWARD_JOB_"
+QUEUE_PREFIX, CONCURRENCY_SUFFIX = "STEWARD_QUEUE_", "_CONCURRENCY"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,17 @@ SETTINGS: dict[str, Setting] = {
         "How far back missed slots are reported, and caught up, after the scheduler was down.",
     ),
     "QUEUE_RATE_LIMITS": Setting(
-        "", "Fleet-wide rate limits, 'name=limit/seconds,...', drawn on by the jobs."
+        "",
+        "Fleet-wide rate limits, 'name=limit/seconds,...': a queue's name limits the runs it "
+        "starts, any other name is drawn on by the jobs. Changeable at run time.",
+    ),
+    "QUEUE_CONCURRENCY": Setting(
+        {},
+        "Per queue, the most runs executing at once across the fleet, from the environment's "
+        "STEWARD_QUEUE_<NAME>_CONCURRENCY. Changeable at run time.",
+    ),
+    "SHUTDOWN_TIMEOUT": Setting(
+        30, "Seconds a stopping worker gives its runs to finish their batch and hand back."
     ),
     "METRICS_COLLECTORS": Setting(
         ["jobs.metrics.JobRunCollector"], "Prometheus collectors behind /metrics.", _comma_list
@@ -101,18 +113,32 @@ def _parse(setting: Setting, value: str) -> Any:
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """The Django settings a deployment gave in the environment, for `project/settings.py`:
-    `STEWARD_<NAME>` cast like its default, and every `STEWARD_JOB_<NAME>_<OPTION>`."""
+    `STEWARD_<NAME>` cast like its default, every `STEWARD_JOB_<NAME>_<OPTION>` and every
+    `STEWARD_QUEUE_<NAME>_CONCURRENCY`."""
     found: dict[str, Any] = {}
     for name, setting in SETTINGS.items():
         value = environ.get(PREFIX + name)
-        if value not in (None, "") and name != "JOB_OVERRIDES":
+        if value not in (None, "") and name not in ("JOB_OVERRIDES", "QUEUE_CONCURRENCY"):
             found[PREFIX + name] = _parse(setting, value)
     found[PREFIX + "JOB_OVERRIDES"] = {
         key.removeprefix(JOB_OVERRIDE_PREFIX): value
         for key, value in environ.items()
         if key.startswith(JOB_OVERRIDE_PREFIX)
     }
+    found[PREFIX + "QUEUE_CONCURRENCY"] = {
+        key.removeprefix(QUEUE_PREFIX).removesuffix(CONCURRENCY_SUFFIX).lower(): _concurrency(
+            key, value
+        )
+        for key, value in environ.items()
+        if key.startswith(QUEUE_PREFIX) and key.endswith(CONCURRENCY_SUFFIX) and value
+    }
     return found
+
+
+def _concurrency(variable: str, value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ImproperlyConfigured(f"{variable} must be a whole number of 1 or more, not {value!r}")
+    return int(value)
 
 
 class EngineSettings:

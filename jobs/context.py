@@ -7,11 +7,12 @@ import logging
 import time
 from datetime import datetime
 
+from jobs.cancellation import cancel_requested
 from jobs.conf import conf
-from jobs.exceptions import RunInterrupted
+from jobs.exceptions import RunCancelled, RunInterrupted
 from jobs.fanout import FanOut
 from jobs.middleware import shutdown_requested
-from jobs.models import JobRun
+from jobs.models import JobRun, cancel_text
 from jobs.runlog import RunLog
 from jobs.sweeps import PkRange, pk_ranges
 
@@ -57,11 +58,17 @@ class JobContext:
     def progress(self, *, done: int, total: int | None, what: str) -> None:
         """Log progress on long work, at most every few seconds and always at the end.
 
-        Called between batches, it is also where a shutting-down worker stops the run: the
-        batch before it has committed, and the retried run sweeps up the rest.
+        Called between batches, it is also where a shutting-down worker stops the run (the
+        batch before it has committed, and the run handed back sweeps up the rest) and where a
+        run an operator cancelled stops, keeping the batches it committed.
         """
         if shutdown_requested.is_set():
             raise RunInterrupted(f"worker shutting down after {done:,} {what}; will resume")
+        if (cancel := cancel_requested(self.run.pk)) is not None:
+            by, reason = cancel
+            raise RunCancelled(
+                f"{cancel_text(by, reason)}; stopped after {done:,} {what}", done=done, what=what
+            )
         now = time.monotonic()
         finished = total is not None and done >= total
         if not finished and now - self._last_progress < PROGRESS_INTERVAL_SECONDS:

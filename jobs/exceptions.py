@@ -21,6 +21,13 @@ ADD_SCHEDULES_PERMISSION = "jobs.add_schedule"
 CHANGE_SCHEDULES_PERMISSION = "jobs.change_schedule"
 DELETE_SCHEDULES_PERMISSION = "jobs.delete_schedule"
 PAUSE_SCHEDULES_PERMISSION = "jobs.pause_schedule"
+CANCEL_PERMISSION = "jobs.cancel_jobrun"
+PAUSE_QUEUE_PERMISSION = "jobs.pause_queue"
+CLEAR_QUEUE_PERMISSION = "jobs.clear_queue"
+QUEUE_LIMITS_PERMISSION = "jobs.change_queue_limits"
+DELETE_DEAD_PERMISSION = "jobs.delete_dead"
+DRAIN_PERMISSION = "jobs.drain_fleet"
+VIEW_AUDIT_PERMISSION = "jobs.view_controlaction"
 
 
 class StewardError(Exception):
@@ -76,6 +83,21 @@ class RunNotRetryable(ConflictError):
     """Only failed runs are retried."""
 
 
+class RunNotCancellable(ConflictError):
+    """A finished run cannot be cancelled."""
+
+
+class UnknownRun(NotFoundError, LookupError):
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"no run #{run_id}")
+        self.run_id = run_id
+
+
+class UnknownDeadLetter(NotFoundError, LookupError):
+    def __init__(self, queue: str, message_id: str) -> None:
+        super().__init__(f"no dead-lettered message {message_id!r} in queue {queue!r}")
+
+
 class PermanentError(StewardError):
     """An error no retry can fix (an unsupported configuration, a value out of range): a job
     body raises it and its run fails at once, after one attempt."""
@@ -94,3 +116,15 @@ class RunInterrupted(StewardError):
 
     status_code = 503
     code = "interrupted"
+
+
+class RunCancelled(StewardError):
+    """An operator cancelled the run: it stops between batches and is not retried. `done`
+    counts the `what` its committed batches handled."""
+
+    status_code = 409
+    code = "cancelled"
+
+    def __init__(self, message: str, *, done: int = 0, what: str = "") -> None:
+        super().__init__(message)
+        self.done, self.what = done, what

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.alerts import alert_run_failed
-from jobs.models import FINISHED_STATUSES, JobRun, RunStatus, run_move
+from jobs.models import FINISHED_STATUSES, JobRun, RunStatus, cancel_text, run_move
 from jobs.runlog import log_run_finish
 
 SAMPLE_LIMIT = 10
@@ -73,17 +73,25 @@ def fan_out_finish(parent_id: int, *, lost_shards: bool = False) -> None:
         failed = sum(status in (RunStatus.FAILED, RunStatus.LOST) for status, _ in shards)
         failed += unfinished
         partial = sum(status in (RunStatus.PARTIAL, RunStatus.SKIPPED) for status, _ in shards)
-        target = (
-            RunStatus.FAILED if failed else RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
-        )
+        cancelled = sum(status == RunStatus.CANCELLED for status, _ in shards)
+        if parent.cancel_requested_at is not None:
+            target = RunStatus.CANCELLED
+        elif failed:
+            target = RunStatus.FAILED
+        else:
+            target = RunStatus.PARTIAL if partial or cancelled else RunStatus.SUCCEEDED
         now = timezone.now()
         problems = []
+        if parent.cancel_requested_at is not None:
+            problems.append(cancel_text(parent.cancel_requested_by, parent.cancel_reason))
         if failed:
             problems.append(f"{failed} of {len(shards)} shards failed")
         if unfinished:
             problems.append(f"{unfinished} shards never ended within the job's time limit")
         if partial:
             problems.append(f"{partial} shards partial or skipped")
+        if cancelled:
+            problems.append(f"{cancelled} shards cancelled")
         run_move(
             parent.pk,
             source={RunStatus.WAITING},
@@ -101,5 +109,5 @@ def fan_out_finish(parent_id: int, *, lost_shards: bool = False) -> None:
         )
     parent.refresh_from_db()
     log_run_finish(parent)
-    if target != RunStatus.SUCCEEDED:
+    if target not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
         alert_run_failed(parent)

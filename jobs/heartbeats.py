@@ -10,6 +10,7 @@ import socket
 import threading
 from datetime import datetime, timedelta
 
+import redis
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
@@ -59,11 +60,16 @@ def worker_is_gone(heartbeat: WorkerHeartbeat | None, *, now: datetime) -> bool:
 
 
 class Heartbeat:
-    """Beats in a daemon thread until stopped; stopping removes this process's row."""
+    """Beats in a daemon thread until stopped; stopping removes this process's row. A worker's
+    beat also publishes the queue controls again, should Redis have lost them."""
 
-    def __init__(self, *, queues: list[str], threads: int) -> None:
+    def __init__(
+        self, *, queues: list[str], threads: int, role: str = WorkerHeartbeat.Role.WORKER
+    ) -> None:
         self.queues = sorted(queues)
         self.threads = threads
+        self.role = role
+        self.draining = False
         self.name = worker_name()
         self.started_at = timezone.now()
         self._stop = threading.Event()
@@ -81,6 +87,14 @@ class Heartbeat:
         except DatabaseError as exc:
             logger.warning("Could not remove the heartbeat of %s: %s", self.name, exc)
 
+    def drain(self) -> None:
+        """Say at once that this process is stopping: it takes no new message."""
+        self.draining = True
+        try:
+            self.beat()
+        except DatabaseError as exc:
+            logger.warning("Could not record that %s is draining: %s", self.name, exc)
+
     def beat(self) -> None:
         now = timezone.now()
         WorkerHeartbeat.objects.update_or_create(
@@ -88,6 +102,8 @@ class Heartbeat:
             defaults={
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                "role": self.role,
+                "draining": self.draining,
                 "queues": self.queues,
                 "threads": self.threads,
                 "started_at": self.started_at,
@@ -95,6 +111,8 @@ class Heartbeat:
                 "attempts": _attempts_now(),
             },
         )
+        if self.role == WorkerHeartbeat.Role.WORKER:
+            _publish_controls()
 
     def _run(self) -> None:
         try:
@@ -107,3 +125,13 @@ class Heartbeat:
                     connections.close_all()
         finally:
             connections.close_all()
+
+
+def _publish_controls() -> None:
+    # Imported late: the controls import the actors, which import this module.
+    from jobs.controls import controls_publish
+
+    try:
+        controls_publish()
+    except redis.RedisError as exc:
+        logger.warning("Could not publish the queue controls: %s", exc)

@@ -1,13 +1,20 @@
 """Dramatiq middleware of Steward's own, in Dramatiq's style."""
 
+import logging
 import os
+import random
 import threading
+from contextlib import ExitStack
 
-from dramatiq.middleware import Middleware, prometheus
+from dramatiq.middleware import Middleware, SkipMessage, prometheus
 from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
 
 from jobs.conf import conf
+from jobs.control_state import controls_view
+from jobs.lanes import base_queue, message_again
+
+logger = logging.getLogger("steward.controls")
 
 shutdown_requested = threading.Event()
 
@@ -41,6 +48,77 @@ class GracefulShutdown(Middleware):
         shutdown_requested.clear()
 
 
+class QueueControls(Middleware):
+    """Obeys the operators' controls before a worker starts a message: a paused queue's (or,
+    while the fleet drains, any) message goes back to its queue untouched; a run beyond its
+    queue's fleet-wide concurrency or rate limit goes back for a moment. Either way it keeps
+    its id and its retries, and it is acknowledged here only once it is back in Redis.
+
+    Parameters:
+      paused_delay(int): Milliseconds before a message held back by a pause is looked at
+        again. Idle consumers of a paused queue fetch nothing meanwhile.
+      limited_delay(int): Milliseconds, with up to as much again at random, before a run held
+        back by a limit is tried again.
+    """
+
+    def __init__(self, *, paused_delay: int = 1_000, limited_delay: int = 500) -> None:
+        self.paused_delay = paused_delay
+        self.limited_delay = limited_delay
+        self._held = threading.local()
+        self._slot_ttl_ms: int | None = None
+
+    def before_process_message(self, broker, message) -> None:
+        controls = controls_view.current()
+        queue = base_queue(message.queue_name)
+        if not controls.accepting(queue):
+            self._put_back(broker, message, self.paused_delay)
+        if not message.actor_name.startswith("run_"):
+            return
+        slots = ExitStack()
+        if limit := controls.concurrency.get(queue):
+            # Imported late: Django's settings are not loaded when the broker is built.
+            from jobs.ratelimits import concurrency_limiter
+
+            limiter = concurrency_limiter(queue, limit, ttl_ms=self._slot_ttl(broker))
+            if not slots.enter_context(limiter.acquire(raise_on_failure=False)):
+                self._put_back(broker, message, self._limited_delay())
+        if controls.rate_limits.get(queue):
+            from jobs.ratelimits import rate_limiter
+
+            with rate_limiter(queue).acquire(raise_on_failure=False) as allowed:
+                if not allowed:
+                    slots.close()
+                    self._put_back(broker, message, self._limited_delay())
+        self._held.slots = slots
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        slots = getattr(self._held, "slots", None)
+        if slots is not None:
+            self._held.slots = None
+            slots.close()
+
+    after_skip_message = after_process_message
+
+    def _put_back(self, broker, message, delay: int) -> None:
+        broker.enqueue(message_again(message), delay=delay)
+        raise SkipMessage("held back by a queue control")
+
+    def _limited_delay(self) -> int:
+        return self.limited_delay + random.randint(0, self.limited_delay)
+
+    def _slot_ttl(self, broker) -> int:
+        """Longer than any run may take (the longest time limit of the run actors), so a
+        running run's slot never expires under it."""
+        if self._slot_ttl_ms is None:
+            limits = [
+                actor.options.get("time_limit") or conf.DEFAULT_TIME_LIMIT_MS
+                for name, actor in broker.actors.items()
+                if name.startswith("run_")
+            ]
+            self._slot_ttl_ms = max(limits, default=conf.DEFAULT_TIME_LIMIT_MS) + 60_000
+        return self._slot_ttl_ms
+
+
 class WorkerHeartbeats(Middleware):
     """Records this worker process's heartbeat (host, pid, queues, threads, the attempts it
     is executing) from boot until its threads have stopped, when the row is removed."""
@@ -54,6 +132,10 @@ class WorkerHeartbeats(Middleware):
         queues = worker.consumer_whitelist or broker.get_declared_queues()
         self.heartbeat = Heartbeat(queues=list(queues), threads=worker.worker_threads)
         self.heartbeat.start()
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.drain()
 
     def after_worker_shutdown(self, broker, worker) -> None:
         if self.heartbeat is not None:

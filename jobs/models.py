@@ -23,20 +23,36 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
     LOST = "lost", "Lost"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 FINISHED_STATUSES = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.LOST}
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.PARTIAL,
+        RunStatus.FAILED,
+        RunStatus.SKIPPED,
+        RunStatus.LOST,
+        RunStatus.CANCELLED,
+    }
 )
 
 # The one map of allowed status changes. RUNNING -> RUNNING is a takeover of a run whose
 # worker died (its job lock vanished with its connection); RUNNING -> QUEUED waits for a retry;
 # RUNNING -> WAITING hands a large backlog to shard runs, and the last shard ends the parent.
 # A run whose message was lost goes QUEUED -> QUEUED when it is re-sent, or -> LOST when a later
-# run already did its work; a run whose worker died goes RUNNING -> QUEUED to be re-sent.
+# run already did its work; a run whose worker died goes RUNNING -> QUEUED to be re-sent. An
+# operator cancels a queued run at once, a running one at its next batch boundary, and a
+# waiting one once its shards have ended.
 RUN_TRANSITIONS = Transitions(
     {
-        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.SKIPPED, RunStatus.QUEUED, RunStatus.LOST},
+        RunStatus.QUEUED: {
+            RunStatus.RUNNING,
+            RunStatus.SKIPPED,
+            RunStatus.QUEUED,
+            RunStatus.LOST,
+            RunStatus.CANCELLED,
+        },
         RunStatus.RUNNING: {
             RunStatus.RUNNING,
             RunStatus.QUEUED,
@@ -45,8 +61,14 @@ RUN_TRANSITIONS = Transitions(
             RunStatus.PARTIAL,
             RunStatus.FAILED,
             RunStatus.LOST,
+            RunStatus.CANCELLED,
         },
-        RunStatus.WAITING: {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED},
+        RunStatus.WAITING: {
+            RunStatus.SUCCEEDED,
+            RunStatus.PARTIAL,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        },
     }
 )
 
@@ -124,6 +146,14 @@ class JobRun(models.Model):
         help_text="What rescued the run: a lost message re-sent, a dead worker's attempt "
         "taken back.",
     )
+    urgent = models.BooleanField(
+        default=False,
+        help_text="Sent to its queue's urgent lane, which workers take from first: a targeted "
+        "run, or one asked for as urgent.",
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.CharField(max_length=150, blank=True)
+    cancel_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -145,6 +175,7 @@ class JobRun(models.Model):
             ("trigger_jobrun", "Can trigger job runs"),
             ("retry_jobrun", "Can retry failed job runs"),
             ("requeue_dead", "Can requeue dead-lettered messages"),
+            ("cancel_jobrun", "Can cancel job runs"),
         ]
 
     # Set by `job_run_request` on a run it answered with again: an Idempotency-Key replay, or
@@ -164,6 +195,7 @@ class AttemptStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ABANDONED = "abandoned", "Abandoned"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class JobRunAttempt(models.Model):
@@ -222,10 +254,24 @@ def run_move(run_id: int, *, source: set[str], target: str, **fields) -> bool:
     return moved == 1
 
 
+def cancel_text(by: str, reason: str) -> str:
+    """How a cancelled run's status reason names who cancelled it and why."""
+    return f"cancelled by {by or 'an operator'}" + (f": {reason}" if reason else "")
+
+
 class WorkerHeartbeat(models.Model):
-    """One live worker process, beating every few seconds; a graceful stop removes it."""
+    """One live worker or scheduler process, beating every few seconds; a graceful stop
+    removes it."""
+
+    class Role(models.TextChoices):
+        WORKER = "worker", "Worker"
+        SCHEDULER = "scheduler", "Scheduler"
 
     name = models.CharField(max_length=128, primary_key=True, help_text="host:pid")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.WORKER)
+    draining = models.BooleanField(
+        default=False, help_text="Shutting down: it takes no new message, finishing its batch."
+    )
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     queues = models.JSONField(default=list)
@@ -311,3 +357,99 @@ class ScheduleChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_name} {self.action} by {self.changed_by or 'an operator'}"
+
+
+class QueueState(models.Model):
+    """Runtime control of one queue (both of its lanes), obeyed by every worker within a
+    couple of seconds; the history of changes is in ControlAction."""
+
+    queue = models.CharField(max_length=64, primary_key=True)
+    paused = models.BooleanField(default=False)
+    concurrency = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The most runs of this queue executing at once across the fleet; empty: "
+        "STEWARD_QUEUE_<NAME>_CONCURRENCY, or no limit.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["queue"]
+        permissions = [
+            ("pause_queue", "Can pause and resume queues"),
+            ("clear_queue", "Can clear queues"),
+            ("change_queue_limits", "Can change queue concurrency and rate limits"),
+            ("delete_dead", "Can delete dead-lettered messages"),
+            ("drain_fleet", "Can drain the workers and end a drain"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue} ({'paused' if self.paused else 'running'})"
+
+
+class RateLimitSetting(models.Model):
+    """A rate limit set at run time, over STEWARD_QUEUE_RATE_LIMITS: a queue's name limits the
+    runs it starts; any other name (`channel-sms`) is drawn on by the jobs."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    limit = models.PositiveIntegerField()
+    window_seconds = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.limit}/{self.window_seconds}s"
+
+
+class FleetState(models.Model):
+    """The one row saying whether the fleet is draining: no worker takes a new message."""
+
+    draining = models.BooleanField(default=False)
+    draining_since = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return "draining" if self.draining else "accepting"
+
+
+class ControlAction(models.Model):
+    """The audit of one control action: who did what to which queue, run, job, limit or the
+    fleet, when, why, and the state before and after."""
+
+    class Action(models.TextChoices):
+        QUEUE_PAUSED = "queue_paused", "Queue paused"
+        QUEUE_RESUMED = "queue_resumed", "Queue resumed"
+        QUEUE_CLEARED = "queue_cleared", "Queue cleared"
+        CONCURRENCY_CHANGED = "concurrency_changed", "Concurrency changed"
+        RATE_LIMIT_CHANGED = "rate_limit_changed", "Rate limit changed"
+        DEAD_REQUEUED = "dead_requeued", "Dead letters requeued"
+        DEAD_DELETED = "dead_deleted", "Dead letters deleted"
+        RUN_CANCELLED = "run_cancelled", "Run cancelled"
+        JOB_PAUSED = "job_paused", "Job paused"
+        JOB_RESUMED = "job_resumed", "Job resumed"
+        DRAIN_STARTED = "drain_started", "Drain started"
+        DRAIN_ENDED = "drain_ended", "Drain ended"
+
+    class Target(models.TextChoices):
+        QUEUE = "queue", "Queue"
+        RUN = "run", "Run"
+        JOB = "job", "Job"
+        RATE_LIMIT = "rate_limit", "Rate limit"
+        FLEET = "fleet", "Fleet"
+
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    target_type = models.CharField(max_length=16, choices=Target.choices)
+    target = models.CharField(max_length=150)
+    actor = models.CharField(max_length=150, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["target_type", "target", "-id"], name="audit_target")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.target} by {self.actor or 'an operator'}"

@@ -7,10 +7,11 @@ import functools
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from dramatiq.rate_limits import WindowRateLimiter
+from dramatiq.rate_limits import ConcurrentRateLimiter, WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
 from jobs.conf import conf
+from jobs.control_state import controls_view
 
 
 def parse_rate_limits(text: str) -> dict[str, tuple[int, int]]:
@@ -35,10 +36,27 @@ def _backend() -> RedisBackend:
     return RedisBackend(url=settings.REDIS_URL)
 
 
+def rate_limit_in_force(name: str) -> tuple[int, int] | None:
+    """(limit, window seconds) of `name`: as an operator set it at run time (published to the
+    fleet), else from STEWARD_QUEUE_RATE_LIMITS; None if unlimited."""
+    controls = controls_view.current()
+    if controls.published:
+        return controls.rate_limits.get(name)
+    return parse_rate_limits(conf.QUEUE_RATE_LIMITS).get(name)
+
+
 def rate_limiter(name: str) -> WindowRateLimiter | None:
-    """The fleet-wide limiter for `name` from STEWARD_QUEUE_RATE_LIMITS, or None if unlimited."""
-    configured = parse_rate_limits(conf.QUEUE_RATE_LIMITS).get(name)
+    """The fleet-wide limiter for `name`, or None if unlimited."""
+    configured = rate_limit_in_force(name)
     if configured is None:
         return None
     limit, window = configured
     return WindowRateLimiter(_backend(), f"steward:{name}", limit=limit, window=window)
+
+
+def concurrency_limiter(queue: str, limit: int, *, ttl_ms: int) -> ConcurrentRateLimiter:
+    """The fleet-wide cap on a queue's runs executing at once. A slot lives at most `ttl_ms`
+    past the latest change to the count, so one a killed worker held comes back."""
+    return ConcurrentRateLimiter(
+        _backend(), f"steward:queue-concurrency:{queue}", limit=limit, ttl=ttl_ms
+    )

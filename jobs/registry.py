@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.conf import conf
 from jobs.exceptions import UnknownJob
+from jobs.lanes import lane_queue
 
 if TYPE_CHECKING:
     from rest_framework.serializers import Serializer
@@ -46,6 +47,16 @@ class JobSpec:
     @property
     def actor_name(self) -> str:
         return f"run_{self.name}"
+
+    @property
+    def urgent_actor_name(self) -> str:
+        return f"run_{self.name}__urgent"
+
+    def lane(self, *, urgent: bool) -> tuple[str, str]:
+        """The queue and actor of a run in its lane."""
+        if urgent:
+            return lane_queue(self.queue, urgent=True), self.urgent_actor_name
+        return self.queue, self.actor_name
 
 
 _REGISTRY: dict[str, JobSpec] = {}

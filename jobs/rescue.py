@@ -139,7 +139,7 @@ def _resend_lost_messages(*, now: datetime, dry_run: bool) -> Counter:
     candidates = [
         run
         for run in JobRun.objects.filter(status=RunStatus.QUEUED, created_at__lte=cutoff).only(
-            "pk", "job", "created_at", "repairs", "parent_id", "dry_run", "message_id"
+            "pk", "job", "created_at", "repairs", "parent_id", "dry_run", "message_id", "urgent"
         )
         if _sent_at(run) <= cutoff
     ]

@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from jobs import heartbeats
 from jobs.alerts import alert_run_failed
+from jobs.cancellation import run_cancelled
 from jobs.context import JobContext
-from jobs.exceptions import PERMANENT_ERRORS
+from jobs.exceptions import PERMANENT_ERRORS, RunCancelled, RunInterrupted
 from jobs.fanout import FanOut, fan_out_finish, fan_out_unfinished
 from jobs.heartbeats import WORKER_LOST
 from jobs.locks import job_lock, run_lock_name
@@ -76,6 +77,13 @@ def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str 
         if not acquired:
             return _skip_overlapping(run)
         if run.is_finished:
+            return run
+        if run.cancel_requested_at is not None:
+            # Cancelled while its message waited for a retry or a rescue: it stops here.
+            run_cancelled(
+                run, by=run.cancel_requested_by, reason=run.cancel_reason, source=run.status
+            )
+            run.refresh_from_db()
             return run
         if run.parent_id is None:
             others = _other_open_runs(run)
@@ -219,6 +227,9 @@ def _run_attempt(run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bo
     try:
         with body_scope:
             result = body(context)
+    except (RunCancelled, RunInterrupted) as exc:
+        # Neither is a failure: the run ends cancelled, or goes back to its queue.
+        return _save_outcome(run, attempt, _outcome_of_stop(exc), run_log=run_log)
     except BaseException as exc:
         outcome = _outcome_of_error(exc, attempt, final_attempt=final_attempt)
         _save_outcome(run, attempt, outcome, run_log=run_log)
@@ -247,6 +258,25 @@ def _outcome_of_success(context: JobContext, result) -> Outcome:
             "summary": result,
             "status_reason": "; ".join(context.partial_reasons),
         },
+    )
+
+
+def _outcome_of_stop(exc: RunCancelled | RunInterrupted) -> Outcome:
+    if isinstance(exc, RunCancelled):
+        return Outcome(
+            status=RunStatus.CANCELLED,
+            attempt_status=AttemptStatus.CANCELLED,
+            run_fields={
+                "status_reason": str(exc),
+                "summary": {f"{exc.what or 'items'}_done": exc.done} if exc.what else {},
+            },
+            attempt_fields={"error": str(exc)},
+        )
+    return Outcome(
+        status=RunStatus.QUEUED,
+        attempt_status=AttemptStatus.ABANDONED,
+        run_fields={"status_reason": f"handed back: {exc}"},
+        attempt_fields={"error": str(exc)},
     )
 
 
@@ -311,6 +341,8 @@ def _save_outcome(
             run.job,
             len(outcome.fan_out.shards),
         )
+    elif outcome.attempt_status == AttemptStatus.ABANDONED:
+        logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason)
     elif outcome.status == RunStatus.QUEUED:
         logger.warning(
             "Attempt %s of %s run #%s failed (%s); it will be retried.",
@@ -322,11 +354,13 @@ def _save_outcome(
     elif outcome.status == RunStatus.FAILED:
         logger.error("Job failed: %s run #%s %s", run.job, run.pk, run.status_reason)
     else:
+        if outcome.status == RunStatus.CANCELLED:
+            logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason)
         run_log.finish(run)
     if run.is_finished:
         if run.parent_id is not None:
             fan_out_finish(run.parent_id)
-        elif run.status != RunStatus.SUCCEEDED:
+        elif run.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
             alert_run_failed(run)
     return run
 

@@ -13,10 +13,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.audit import control_action_record
 from jobs.conf import conf
 from jobs.cron import latest_slot, next_slot, slot_of
 from jobs.exceptions import CronError, UnknownJob
-from jobs.models import JobRun, JobState, RunStatus, Schedule, Trigger
+from jobs.models import ControlAction, JobRun, JobState, RunStatus, Schedule, Trigger
 from jobs.registry import JobSpec, get_job
 from jobs.services import new_run, scheduled_runs_record
 
@@ -51,12 +52,14 @@ def _set_paused(*, job: str, paused: bool, by: str, reason: str) -> JobState:
         state.change_reason = reason
         state.changed_at = timezone.now()
         state.save(update_fields=["paused", "changed_by", "change_reason", "changed_at"])
-        logger.warning(
-            "Job %s %s by %s%s",
-            job,
-            "paused" if paused else "resumed",
-            by,
-            f": {reason}" if reason else "",
+        control_action_record(
+            action=ControlAction.Action.JOB_PAUSED if paused else ControlAction.Action.JOB_RESUMED,
+            target_type=ControlAction.Target.JOB,
+            target=job,
+            actor=by,
+            reason=reason,
+            before={"paused": not paused},
+            after={"paused": paused},
         )
     return state
 

@@ -35,6 +35,7 @@ def job_run_request(
     as_of: datetime | None = None,
     dry_run: bool = False,
     params: dict | None = None,
+    urgent: bool = False,
     retry_of: JobRun | None = None,
     idempotency_key: str | None = None,
     enqueue: bool = True,
@@ -43,6 +44,8 @@ def job_run_request(
 
     - `params`: the job's parameters, validated against what it declares (InvalidInput
       naming the field otherwise, and nothing recorded).
+    - `urgent`: the run goes to its queue's urgent lane, which workers take from first; a
+      targeted run (parameters of a job whose rows are claimed safely) always does.
 
     - `retry_of`: a failed run this one retries (its job and dry-run flag are taken over);
       RunNotRetryable when it is not failed. While a retry of it is queued or running, that
@@ -64,6 +67,7 @@ def job_run_request(
                 in_flight.replayed = True
                 return in_flight
             job, dry_run, params = retry_of.job, retry_of.dry_run, retry_of.params
+            urgent = urgent or retry_of.urgent
             trigger, reason = Trigger.RETRY, reason or f"retry of run #{retry_of.pk}"
         spec = get_job(job)
         params = params_validate(spec, params)
@@ -75,6 +79,7 @@ def job_run_request(
             as_of=as_of or timezone.now(),
             dry_run=dry_run,
             params=params,
+            urgent=urgent,
             retry_of=retry_of,
         )
         if enqueue:
@@ -82,7 +87,12 @@ def job_run_request(
         if idempotency_key is not None:
             run.idempotency_key = idempotency_key
             run.request_fingerprint = _request_fingerprint(
-                job=spec.name, reason=reason, as_of=as_of, dry_run=dry_run, params=params
+                job=spec.name,
+                reason=reason,
+                as_of=as_of,
+                dry_run=dry_run,
+                params=params,
+                urgent=run.urgent,
             )
             earlier = _save_once(run)
             if earlier is not None:
@@ -103,9 +113,11 @@ def new_run(
     requested_by: str = "",
     reason: str = "",
     dry_run: bool = False,
+    urgent: bool = False,
     **fields,
 ) -> JobRun:
     """An unsaved run of `spec` with validated `params`, as every request records one."""
+    lock_scope = lock_scope_of(spec, params)
     return JobRun(
         job=spec.name,
         trigger=Trigger(trigger),
@@ -114,7 +126,9 @@ def new_run(
         as_of=as_of,
         dry_run=dry_run,
         params=params,
-        lock_scope=lock_scope_of(spec, params),
+        lock_scope=lock_scope,
+        # A targeted run is a person waiting on a few rows: it does not queue behind sweeps.
+        urgent=urgent or bool(lock_scope),
         code_version=conf.CODE_VERSION,
         **fields,
     )
@@ -172,6 +186,7 @@ def job_shards_request(*, parent: JobRun, shards: list[dict]) -> list[JobRun]:
                 dry_run=parent.dry_run,
                 parent=parent,
                 shard=shard,
+                urgent=parent.urgent,
                 code_version=parent.code_version,
                 message_id=generate_unique_id(),
             )
@@ -183,20 +198,23 @@ def job_shards_request(*, parent: JobRun, shards: list[dict]) -> list[JobRun]:
 
 
 def job_runs_send(runs: list[JobRun]) -> None:
-    """Once the transaction commits, send each saved run's message under its recorded id,
-    built as the run actor's own `message()` builds it, with its schedule's retry settings."""
+    """Once the transaction commits, send each saved run's message under its recorded id to
+    its lane, built as the run actor's own `message()` builds it, with its schedule's retry
+    settings."""
     retries = _schedule_retry_options({run.schedule_id for run in runs} - {None})
-    messages = [
-        dramatiq.Message(
-            queue_name=get_job(run.job).queue,
-            actor_name=get_job(run.job).actor_name,
-            args=(run.pk,),
-            kwargs={},
-            options=retries.get(run.schedule_id, {}),
-            message_id=run.message_id,
+    messages = []
+    for run in runs:
+        queue_name, actor_name = get_job(run.job).lane(urgent=run.urgent)
+        messages.append(
+            dramatiq.Message(
+                queue_name=queue_name,
+                actor_name=actor_name,
+                args=(run.pk,),
+                kwargs={},
+                options=retries.get(run.schedule_id, {}),
+                message_id=run.message_id,
+            )
         )
-        for run in runs
-    ]
 
     def send() -> None:
         broker = dramatiq.get_broker()

@@ -211,6 +211,7 @@ DRAMATIQ_BROKER = {
         "jobs.middleware.GracefulShutdown",
         "jobs.middleware.WorkerHeartbeats",
         "jobs.middleware.WorkerMetrics",
+        "jobs.middleware.QueueControls",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
     ],
 }

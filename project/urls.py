@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api.health import healthz, readyz
 from jobs.api.metrics import metrics
 
 handler404 = "jobs.api.exception_handlers.page_not_found_json_for_api"
@@ -12,6 +13,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard"), name="home"),
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="metrics"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("leaderboard.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

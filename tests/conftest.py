@@ -2,6 +2,7 @@ import dramatiq
 import pytest
 from django.conf import settings
 
+from jobs.control_state import SNAPSHOT_KEY, control_client, controls_view
 from tests.workers import WorkerProcess
 
 
@@ -13,6 +14,15 @@ def pytest_configure(config):
             "to a postgres:// URL.",
             returncode=2,
         )
+
+
+@pytest.fixture(autouse=True)
+def no_published_controls():
+    """Each test starts with no queue controls published, as a fresh Redis has none."""
+    control_client().delete(SNAPSHOT_KEY)
+    controls_view.forget()
+    yield
+    controls_view.forget()
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import pytest
 from django.test import override_settings
 
 from jobs.actors import actor_for
-from jobs.models import JobRun, RunStatus, Trigger
+from jobs.exceptions import InvalidInput
+from jobs.models import ControlAction, JobRun, RunStatus, Trigger
 from jobs.queues import (
     UnknownQueue,
     queue_clear,
-    queue_dead_messages,
+    queue_dead_letters,
     queue_requeue_dead,
     queue_stats,
 )
@@ -58,7 +59,9 @@ def test_requeueing_a_dead_run_message_of_an_unfinished_run_sends_it_again(broke
     run = job_run_request(enqueue=False, job="expire_matches", trigger=Trigger.CLI)
     actor_for("expire_matches").send(run.pk)
     dead = dead_letter_one(broker, "default")
-    assert [m.message_id for m in queue_dead_messages(queue="default")] == [dead.message_id]
+    total, letters = queue_dead_letters(queue="default")
+    assert (total, [letter.message_id for letter in letters]) == (1, [dead.message_id])
+    assert letters[0].run == run
 
     # when an operator requeues the dead letters
     counts = queue_requeue_dead(queue="default", requested_by="ops")
@@ -89,19 +92,39 @@ def test_requeueing_the_dead_message_of_a_failed_run_creates_a_linked_retry(brok
 
 
 @pytest.mark.django_db
-def test_clearing_a_queue_drops_its_messages(broker):
+def test_clearing_a_queue_drops_its_messages_and_cancels_their_runs(broker):
+    # given a queued run's message waiting and another message delayed
+    run = job_run_request(enqueue=False, job="expire_matches", trigger=Trigger.CLI)
     actor = actor_for("expire_matches")
-    actor.send(1)
-    actor.send_with_options(args=(2,), delay=60_000)
-    queue_clear(queue="default", requested_by="ops")
+    actor.send(run.pk)
+    actor.send_with_options(args=(run.pk + 1000,), delay=60_000)
+
+    # when an operator clears the queue, confirming its name
+    counts = queue_clear(queue="default", requested_by="ops", confirm="default", reason="bad")
+
+    # then both messages are gone, the run is cancelled, and the clear is audited
+    assert counts == {"messages": 2, "runs_cancelled": 1}
     stats = stats_of("default")
     assert (stats.waiting, stats.delayed) == (0, 0)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert "cleared by ops: bad" in run.status_reason
+    assert ControlAction.objects.get(action="queue_cleared").target == "default"
+
+
+@pytest.mark.django_db
+def test_clearing_a_queue_needs_its_name_repeated(broker):
+    actor_for("expire_matches").send(1)
+    with pytest.raises(InvalidInput, match="confirm"):
+        queue_clear(queue="default", requested_by="ops", confirm="money")
+    assert stats_of("default").waiting == 1
+    assert not ControlAction.objects.exists()
 
 
 @pytest.mark.django_db
 def test_unknown_queues_are_refused(broker):
     with pytest.raises(UnknownQueue, match="known queues"):
-        queue_clear(queue="nope", requested_by="ops")
+        queue_clear(queue="nope", requested_by="ops", confirm="nope")
     with pytest.raises(UnknownQueue):
         queue_requeue_dead(queue="nope", requested_by="ops")
 

@@ -1,11 +1,49 @@
-"""Plain-text listings shared by the commands that show schedules (`schedules list`,
-`runscheduler`). The leading underscore keeps Django from taking it for a command."""
+"""What the commands share: plain-text listings (`schedules list`, `runscheduler`, `queues
+list`) and who makes a change, and why. The leading underscore keeps Django from taking it for
+a command."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterable, Sequence
 
+from django.core.management.base import CommandError
+
+from jobs.dashboard.forms import REASON_MAX_LENGTH
 from jobs.selectors import ScheduleOverview
+
+CLI = "cli"
+MAX_BY_LENGTH = 100
+
+
+def add_who_and_why(parser, *, kept_in: str = "the audit") -> None:
+    parser.add_argument(
+        "--by",
+        metavar="NAME",
+        help=f"Who makes the change, recorded as '{CLI}:<name>' (default: your OS user).",
+    )
+    parser.add_argument(
+        "--reason",
+        default="",
+        help=f"Why, kept in {kept_in} (at most {REASON_MAX_LENGTH} characters).",
+    )
+
+
+def who_and_why(options) -> tuple[str, str]:
+    """Who makes the change, named as the command line names itself, and why."""
+    name = options["by"]
+    if name is None:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            raise CommandError("cannot tell which user you are; name yourself with --by") from None
+    name = name.strip()
+    if not name or len(name) > MAX_BY_LENGTH:
+        raise CommandError(f"--by must be a name of 1 to {MAX_BY_LENGTH} characters")
+    reason = options["reason"]
+    if len(reason) > REASON_MAX_LENGTH:
+        raise CommandError(f"--reason must be at most {REASON_MAX_LENGTH} characters")
+    return f"{CLI}:{name}", reason
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

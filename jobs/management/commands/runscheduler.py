@@ -7,7 +7,9 @@ import periodiq
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.checks import cron_errors
+from jobs.heartbeats import Heartbeat
 from jobs.management.commands._listing import next_run_cells, state_cell, table
+from jobs.models import WorkerHeartbeat
 from jobs.selectors import ScheduleOverview, schedule_overviews
 
 # A fleet's thousands of per-entity schedules are not printed at every start.
@@ -51,11 +53,16 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
         parser = periodiq.make_argument_parser()
+        # Its heartbeat is what /readyz reads to say a scheduler is up.
+        heartbeat = Heartbeat(queues=[], threads=0, role=WorkerHeartbeat.Role.SCHEDULER)
+        heartbeat.start()
         try:
             status = periodiq.main(parser.parse_args(["django_dramatiq.setup", "jobs.tasks"]))
         except KeyboardInterrupt:
             self.stdout.write("Scheduler stopped.")
             status = 0
+        finally:
+            heartbeat.stop()
         if status:
             raise CommandError(f"periodiq exited with status {status}")
 

@@ -4,13 +4,18 @@ services as the admin and the API, each change audited with who made it and why.
 from __future__ import annotations
 
 import argparse
-import getpass
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.dashboard.forms import REASON_MAX_LENGTH
 from jobs.exceptions import StewardError, UnknownJob
-from jobs.management.commands._listing import cron_cell, next_run_cells, state_cell, table
+from jobs.management.commands._listing import (
+    add_who_and_why,
+    cron_cell,
+    next_run_cells,
+    state_cell,
+    table,
+    who_and_why,
+)
 from jobs.models import Schedule
 from jobs.params import params_from_pairs, params_text
 from jobs.registry import get_job
@@ -26,8 +31,6 @@ from jobs.schedules import (
 from jobs.selectors import ScheduleOverview, schedule_overviews
 
 # How the command line names itself in the audit, as `runjob` does in its runs.
-CLI = "cli"
-MAX_BY_LENGTH = 100
 DEFAULT = "default"
 LIST_HEADERS = (
     "name",
@@ -152,16 +155,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         who = argparse.ArgumentParser(add_help=False)
-        who.add_argument(
-            "--by",
-            metavar="NAME",
-            help=f"Who makes the change, recorded as '{CLI}:<name>' (default: your OS user).",
-        )
-        who.add_argument(
-            "--reason",
-            default="",
-            help=f"Why, kept in the schedule's audit (at most {REASON_MAX_LENGTH} characters).",
-        )
+        add_who_and_why(who, kept_in="the schedule's audit")
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
         listing = _without_usage(
@@ -225,7 +219,7 @@ class Command(BaseCommand):
         self.stdout.write(table(LIST_HEADERS, rows))
 
     def _add(self, options) -> None:
-        by, reason = _who(options)
+        by, reason = who_and_why(options)
         fields = {
             "name": options["name"],
             "job": options["job"],
@@ -255,7 +249,7 @@ class Command(BaseCommand):
             changes["enabled"] = False
         if not changes:
             raise CommandError("nothing to change: give at least one option, e.g. --cron")
-        by, reason = _who(options)
+        by, reason = who_and_why(options)
         before = schedule_fields(schedule)
         schedule = schedule_update(schedule=schedule, by=by, reason=reason, **changes)
         after = schedule_fields(schedule)
@@ -275,7 +269,7 @@ class Command(BaseCommand):
             state = "paused" if pausing else "running"
             self.stdout.write(f"Schedule {schedule.name} is {state} already.")
             return
-        by, reason = _who(options)
+        by, reason = who_and_why(options)
         service = schedule_pause if pausing else schedule_resume
         schedule = service(schedule=schedule, by=by, reason=reason)
         if pausing:
@@ -291,7 +285,7 @@ class Command(BaseCommand):
 
     def _remove(self, options) -> None:
         schedule = schedule_get(options["schedule"])
-        by, reason = _who(options)
+        by, reason = who_and_why(options)
         schedule_remove(schedule=schedule, by=by, reason=reason)
         self.stdout.write(
             self.style.SUCCESS(
@@ -326,20 +320,3 @@ def _params(job: str, pairs: list[str]) -> dict:
     except UnknownJob:
         return {}
     return params_from_pairs(spec, pairs)
-
-
-def _who(options) -> tuple[str, str]:
-    """Who makes the change, named as the command line names itself, and why."""
-    name = options["by"]
-    if name is None:
-        try:
-            name = getpass.getuser()
-        except (KeyError, OSError):
-            raise CommandError("cannot tell which user you are; name yourself with --by") from None
-    name = name.strip()
-    if not name or len(name) > MAX_BY_LENGTH:
-        raise CommandError(f"--by must be a name of 1 to {MAX_BY_LENGTH} characters")
-    reason = options["reason"]
-    if len(reason) > REASON_MAX_LENGTH:
-        raise CommandError(f"--reason must be at most {REASON_MAX_LENGTH} characters")
-    return f"{CLI}:{name}", reason
