@@ -5,32 +5,27 @@ transaction; once it commits, the whole state is published to Redis for the work
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-from datetime import timedelta
-
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from jobs.audit import control_action_record
 from jobs.conf import conf
-from jobs.control_state import Controls, controls_write
-from jobs.exceptions import InvalidInput, NotFoundError, UnknownQueue
-from jobs.lanes import base_queue
+from jobs.control_state import controls_write
+from jobs.exceptions import InvalidInput
+from jobs.fleet import (
+    UnknownRateLimit,
+    controls_snapshot,
+    known_queue,
+    queue_controls,
+    rate_limit_names,
+)
 from jobs.models import (
-    AttemptStatus,
     ControlAction,
     FleetState,
-    JobRunAttempt,
     QueueState,
     RateLimitSetting,
-    WorkerHeartbeat,
 )
-from jobs.queues import queue_names
 from jobs.ratelimits import parse_rate_limits
-
-logger = logging.getLogger("steward.controls")
 
 CONCURRENCY_MAX = 10_000
 RATE_LIMIT_MAX = 1_000_000
@@ -38,85 +33,9 @@ RATE_WINDOW_MAX_SECONDS = 86_400
 REASON_MAX_LENGTH = 500
 
 
-class UnknownRateLimit(NotFoundError, LookupError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown rate limit {name!r}; known: {', '.join(known)}")
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueControl:
-    """What a queue obeys, and where its limits come from."""
-
-    queue: str
-    paused: bool
-    concurrency: int | None
-    # "run time" (set by an operator), "environment", or "" for no limit.
-    concurrency_source: str
-    rate_limit: tuple[int, int] | None
-
-
-def controlled_queues() -> list[str]:
-    """The queues operators control: each job queue (its urgent lane goes with it) and the
-    scheduler's."""
-    return sorted({base_queue(name) for name in queue_names()})
-
-
-def _known(queue: str) -> str:
-    known = controlled_queues()
-    if queue not in known:
-        raise UnknownQueue(queue, known)
-    return queue
-
-
-def rate_limit_names() -> list[str]:
-    """The limits that can be set: every queue's, and those the jobs draw on."""
-    return sorted(set(controlled_queues()) | set(parse_rate_limits(conf.QUEUE_RATE_LIMITS)))
-
-
-def controls_snapshot() -> Controls:
-    """What the fleet obeys, from the database: run-time values over the environment's."""
-    version = ControlAction.objects.aggregate(latest=Max("id"))["latest"] or 0
-    states = list(QueueState.objects.all())
-    concurrency = dict(conf.QUEUE_CONCURRENCY)
-    concurrency.update({state.queue: state.concurrency for state in states if state.concurrency})
-    rate_limits = parse_rate_limits(conf.QUEUE_RATE_LIMITS)
-    rate_limits.update(
-        {
-            limit.name: (limit.limit, limit.window_seconds)
-            for limit in RateLimitSetting.objects.all()
-        }
-    )
-    return Controls(
-        paused=frozenset(state.queue for state in states if state.paused),
-        draining=FleetState.objects.filter(draining=True).exists(),
-        concurrency=concurrency,
-        rate_limits=rate_limits,
-        version=version,
-    )
-
-
 def controls_publish() -> bool:
     """Publish the database's controls to Redis, unless a newer copy is there already."""
     return controls_write(controls_snapshot())
-
-
-def queue_controls() -> dict[str, QueueControl]:
-    snapshot = controls_snapshot()
-    run_time = dict(
-        QueueState.objects.filter(concurrency__isnull=False).values_list("queue", "concurrency")
-    )
-    controls = {}
-    for queue in controlled_queues():
-        limit = snapshot.concurrency.get(queue)
-        source = "run time" if queue in run_time else "environment" if limit else ""
-        controls[queue] = QueueControl(
-            queue=queue,
-            paused=queue in snapshot.paused,
-            concurrency=limit,
-            concurrency_source=source,
-            rate_limit=snapshot.rate_limits.get(queue),
-        )
-    return controls
 
 
 def _reason(reason: str) -> str:
@@ -149,7 +68,7 @@ def queue_resume(*, queue: str, by: str, reason: str = "") -> QueueState:
 
 def _set_paused(*, queue: str, paused: bool, by: str, reason: str) -> QueueState:
     reason = _reason(reason)
-    state = _locked_state(_known(queue))
+    state = _locked_state(known_queue(queue))
     if state.paused == paused:
         return state
     state.paused = paused
@@ -181,7 +100,7 @@ def queue_concurrency_set(
     if concurrency is not None:
         concurrency = _whole_number("concurrency", concurrency, low=1, high=CONCURRENCY_MAX)
     reason = _reason(reason)
-    before = queue_controls()[_known(queue)].concurrency
+    before = queue_controls()[known_queue(queue)].concurrency
     state = _locked_state(queue)
     state.concurrency = concurrency
     state.save(update_fields=["concurrency", "updated_at"])
@@ -247,11 +166,6 @@ def _rate_text(rate: tuple[int, int] | None) -> str | None:
     return None if rate is None else f"{rate[0]}/{rate[1]}s"
 
 
-def fleet_draining() -> FleetState | None:
-    """The fleet's drain, when one is on."""
-    return FleetState.objects.filter(draining=True).first()
-
-
 @transaction.atomic
 def fleet_drain_start(*, by: str, reason: str = "") -> FleetState:
     """Every worker stops taking messages (the runs they hold finish); `fleet_drain_end` lets
@@ -283,14 +197,3 @@ def _set_draining(*, draining: bool, by: str, reason: str) -> FleetState:
         after={"draining": draining},
     )
     return state
-
-
-def runs_executing() -> list[JobRunAttempt]:
-    """The attempts live workers are executing now, oldest first."""
-    cutoff = timezone.now() - timedelta(seconds=conf.WORKER_LOST_AFTER)
-    live = WorkerHeartbeat.objects.filter(last_seen_at__gte=cutoff).values("name")
-    return list(
-        JobRunAttempt.objects.filter(status=AttemptStatus.RUNNING, worker__in=live)
-        .select_related("run")
-        .order_by("started_at")
-    )

@@ -5,8 +5,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.controls import fleet_drain_end, fleet_drain_start, runs_executing
+from jobs.controls import fleet_drain_end, fleet_drain_start
 from jobs.exceptions import StewardError
+from jobs.fleet import runs_executing
 from jobs.management.commands._listing import add_who_and_why, who_and_why
 
 POLL_SECONDS = 0.5
