@@ -15,6 +15,7 @@ from dramatiq.errors import ConnectionClosed
 
 from jobs.control_state import controls_view
 from jobs.lanes import base_queue
+from jobs.middleware import shutdown_requested
 
 # Tokens kept per queue: enough to wake every idle worker process, bounded if none listens.
 WAKE_TOKENS_KEPT = 64
@@ -102,8 +103,11 @@ class _PromptConsumer(_RedisConsumer):
                     # Busy: let the stock consumer wait its backoff; a wake token is worth
                     # more to a worker that can take the message.
                     return super().__next__()
-                if not controls_view.current().accepting(base_queue(self.queue_name)):
-                    # Paused or draining: fetch nothing, so the messages stay in Redis.
+                if shutdown_requested.is_set() or not controls_view.current().accepting(
+                    base_queue(self.queue_name)
+                ):
+                    # Paused, draining or this worker stopping: fetch nothing, so the messages
+                    # stay in Redis for the workers that take them.
                     time.sleep(PAUSED_POLL_SECONDS)
                     return None
                 self.message_cache = self.broker.do_fetch(

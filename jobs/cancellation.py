@@ -5,6 +5,7 @@ ends once they have."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.db import transaction
@@ -47,6 +48,9 @@ def job_run_cancel(*, run: JobRun | int, by: str, reason: str = "") -> JobRun:
     )
     if locked.status == RunStatus.QUEUED:
         run_cancelled(locked, by=by, reason=reason)
+        if locked.parent_id is not None:
+            # A shard: the last of its parent's shards to end ends the parent.
+            transaction.on_commit(functools.partial(fan_out_finish, locked.parent_id))
     elif locked.status == RunStatus.WAITING:
         _cancel_shards(locked, by=by, reason=reason, now=now)
     locked.refresh_from_db()

@@ -68,6 +68,10 @@ class QueueControls(Middleware):
         self._slot_ttl_ms: int | None = None
 
     def before_process_message(self, broker, message) -> None:
+        if shutdown_requested.is_set():
+            # A stopping worker starts nothing new (an idle thread may still be handed a
+            # prefetched message): it goes back at once, for a worker that stays.
+            self._put_back(broker, message, None)
         controls = controls_view.current()
         queue = base_queue(message.queue_name)
         if not controls.accepting(queue):
@@ -99,7 +103,7 @@ class QueueControls(Middleware):
 
     after_skip_message = after_process_message
 
-    def _put_back(self, broker, message, delay: int) -> None:
+    def _put_back(self, broker, message, delay: int | None) -> None:
         broker.enqueue(message_again(message), delay=delay)
         raise SkipMessage("held back by a queue control")
 

@@ -3,7 +3,8 @@ messages leave open (Oban's Lifeline, BullMQ's stalled-job checker).
 
 - A run or shard `running` that nobody executes any more (its job lock is free, on PostgreSQL;
   its worker's heartbeat gone, elsewhere) gets its attempt closed as abandoned and is re-sent,
-  unless its retries are spent (then it fails) or a later run already did its work (`lost`).
+  unless an operator cancelled it (it ends `cancelled`), its retries are spent (then it
+  fails) or a later run already did its work (`lost`).
 - A run still `queued` whose message is in no queue `LOST_RUN_AFTER` seconds after it was sent
   is re-sent once; found lost again, or superseded by a later run, it is closed as `lost`.
 - A fanned-out run whose shards have all ended is ended.
@@ -30,6 +31,7 @@ from dramatiq.common import dq_name
 from dramatiq.message import generate_unique_id
 
 from jobs.alerts import alert_run_failed
+from jobs.cancellation import run_cancelled
 from jobs.conf import conf
 from jobs.context import JobContext
 from jobs.fanout import fan_out_finish
@@ -111,6 +113,11 @@ def _take_back(run: JobRun, *, now: datetime) -> str:
     if run.status != RunStatus.RUNNING:
         return "already_repaired"
     attempts_abandon(run, now=now)
+    if run.cancel_requested_at is not None:
+        # An operator asked it to stop: it ends cancelled, neither failed nor re-sent.
+        run_cancelled(run, by=run.cancel_requested_by, reason=run.cancel_reason, source=run.status)
+        transaction.on_commit(lambda: _after_close(run.pk))
+        return "runs_cancelled"
     spec = get_job(run.job)
     if run.attempt_count > spec.max_retries:
         run_move(

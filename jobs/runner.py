@@ -78,11 +78,17 @@ def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str 
             return _skip_overlapping(run)
         if run.is_finished:
             return run
-        if run.cancel_requested_at is not None:
-            # Cancelled while its message waited for a retry or a rescue: it stops here.
+        if run.cancel_requested_at is not None and run.status != RunStatus.WAITING:
+            # Cancelled while its message waited for a retry or a rescue: it stops here. (A
+            # waiting run ends once its shards have; a duplicate of its message waits too.)
+            if run.status == RunStatus.RUNNING:
+                # Its last attempt died with its worker.
+                heartbeats.attempts_abandon(run, now=timezone.now())
             run_cancelled(
                 run, by=run.cancel_requested_by, reason=run.cancel_reason, source=run.status
             )
+            if run.parent_id is not None:
+                fan_out_finish(run.parent_id)
             run.refresh_from_db()
             return run
         if run.parent_id is None:

@@ -126,14 +126,15 @@ def test_a_worker_stopped_mid_run_leaves_consistent_state_and_the_next_run_finis
     assert_ledger_consistent()
     run.refresh_from_db()
     if fault == "SIGTERM":
-        # a graceful stop finishes its batch, exits promptly and leaves the run to be retried
+        # a graceful stop finishes its batch, exits promptly and hands the run back: its
+        # attempt abandoned, not failed, and no other attempt started while it stopped
         assert stop_seconds < 20
         assert run.status == RunStatus.QUEUED
         attempt = run.attempts.get()
-        assert attempt.status == AttemptStatus.FAILED
-        assert "RunInterrupted" in attempt.error
+        assert attempt.status == AttemptStatus.ABANDONED
+        assert "worker shutting down" in attempt.error
         assert "will resume" in worker.log_text()
-        # when a worker comes back, the retry finishes the sweep
+        # when a worker comes back, it finishes the sweep
         again = WorkerProcess(log_path=tmp_path / "worker2.log")
         again.start()
         try:
