@@ -19,6 +19,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.specs.openapi.formats import register_string_format, unregister_string_format
 
 from jobs.conf import conf
+from jobs.fleet import controlled_queues
 from jobs.models import Schedule
 from jobs.queues import queue_names
 from jobs.registry import all_jobs
@@ -52,6 +53,20 @@ def test_the_schema_is_openapi_3_and_describes_every_operation():
         "runs_retry",
         "queues_list",
         "queues_requeue_dead",
+        "queues_pause",
+        "queues_resume",
+        "queues_concurrency",
+        "queues_clear",
+        "queues_dead_letters",
+        "queues_dead_letters_requeue",
+        "queues_dead_letters_delete",
+        "rate_limits_list",
+        "rate_limits_set",
+        "runs_cancel",
+        "audit_list",
+        "fleet_retrieve",
+        "fleet_drain",
+        "fleet_drain_end",
         "schedules_list",
         "schedules_create",
         "schedules_retrieve",
@@ -81,6 +96,10 @@ def test_the_schema_says_what_the_server_enforces():
         "ScheduleInputRequest",
         "PatchedScheduleInputRequest",
         "OptionalReasonInputRequest",
+        "ConcurrencyInputRequest",
+        "ClearInputRequest",
+        "DeadLetterActionInputRequest",
+        "RateLimitInputRequest",
     ):
         assert components[name]["additionalProperties"] is False
     # a new schedule needs a name, a job and a cron; an edit needs none of them
@@ -114,6 +133,19 @@ def test_the_schema_says_what_the_server_enforces():
     assert removal_reason["maxLength"] == 500
     queue = parameters[("/api/v1/queues/{name}/requeue-dead", "name")]
     assert sorted(queue["enum"]) == queue_names()
+    # a queue's controls take the queues operators control, its dead letters any lane
+    controlled = parameters[("/api/v1/queues/{name}/pause", "name")]
+    assert sorted(controlled["enum"]) == controlled_queues()
+    lanes = parameters[("/api/v1/queues/{name}/dead-letters", "name")]
+    assert sorted(lanes["enum"]) == queue_names()
+    # limits are bounded as the control services bound them
+    concurrency = components["ConcurrencyInputRequest"]["properties"]["concurrency"]
+    assert (concurrency["minimum"], concurrency["maximum"]) == (1, 10_000)
+    assert concurrency["nullable"] is True
+    limit = parameters[("/api/v1/audit/", "limit")]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 500, 50)
+    message_ids = components["DeadLetterActionInputRequest"]["properties"]["message_ids"]
+    assert (message_ids["minItems"], message_ids["maxItems"]) == (1, 1_000)
 
 
 @pytest.mark.django_db
@@ -183,13 +215,21 @@ def _about_a_schedule_that_exists(case) -> None:
 
 
 def _as_the_server_can_take_it(case) -> None:
-    """JSON Schema cannot tie a body to the job it is for, nor say a name is free: a valid
-    request sends no params (tests/api/test_trigger_api.py sends a job's own) and names a
-    schedule no other one has."""
+    """JSON Schema cannot tie a body to the job it is for, nor say a name is free, nor tie
+    one field to another: a valid request sends no params (tests/api/test_trigger_api.py
+    sends a job's own), names a schedule no other one has, confirms a clear with the queue's
+    name and gives a rate limit's two numbers together."""
     if not isinstance(case.body, dict):
         return
     if "params" in case.body:
         case.body["params"] = {}
+    if "confirm" in case.body:
+        case.body["confirm"] = case.path_parameters["name"]
+    if {"limit", "window_seconds"} <= set(case.body) and None in (
+        case.body["limit"],
+        case.body["window_seconds"],
+    ):
+        case.body["limit"] = case.body["window_seconds"] = None
     name = case.body.get("name")
     if isinstance(name, str):
         others = Schedule.objects.filter(name=name)

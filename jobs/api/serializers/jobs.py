@@ -48,6 +48,12 @@ class TriggerInputSerializer(ReasonInputSerializer):
     dry_run = StrictBooleanField(
         default=False, help_text="Report what the job would change without changing it."
     )
+    urgent = StrictBooleanField(
+        default=False,
+        help_text="Send the run to its queue's urgent lane, which workers take from before the "
+        "normal one. A run with params of a job whose rows are claimed one by one (e.g. "
+        "release_escrows with escrow_ids) is always urgent.",
+    )
     params = ParamsField(
         required=False,
         help_text="The job's parameters (its `params` in the job list say which it takes), "

@@ -1,4 +1,5 @@
-"""The runs' serializers: the history's filters, a run, its attempts and its repairs."""
+"""The runs' serializers: the history's filters, a run, its attempts, its repairs and its
+cancellation."""
 
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ class RunSerializer(serializers.Serializer):
     requested_by = serializers.CharField()
     reason = serializers.CharField()
     dry_run = serializers.BooleanField()
+    urgent = serializers.BooleanField(
+        help_text="Sent to its queue's urgent lane, which workers take from first."
+    )
     as_of = serializers.DateTimeField()
     slot = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -81,6 +85,13 @@ class RunSerializer(serializers.Serializer):
     )
     message_id = serializers.CharField()
     code_version = serializers.CharField()
+    cancel_requested_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When an operator asked it to stop; a running run stops at its next batch "
+        "boundary.",
+    )
+    cancel_requested_by = serializers.CharField()
+    cancel_reason = serializers.CharField()
 
 
 class RunDetailSerializer(RunSerializer):
@@ -102,3 +113,4 @@ class RunListSerializer(serializers.Serializer):
 RunListResponse = envelope("RunListResponse", RunListSerializer())
 RunDetailResponse = envelope("RunDetailResponse", RunDetailSerializer())
 RetryResponse = envelope("RetryResponse", RunSerializer(), message=True)
+CancelResponse = envelope("CancelResponse", RunDetailSerializer(), message=True)

@@ -1,4 +1,4 @@
-"""The runs' views: the history, one run, and a retry."""
+"""The runs' views: the history, one run, a retry and a cancel."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from rest_framework.views import APIView
 
 from jobs.api.serializers.common import ReasonInputSerializer
 from jobs.api.serializers.runs import (
+    CancelResponse,
     RetryResponse,
     RunDetailResponse,
     RunListQuerySerializer,
     RunListResponse,
 )
 from jobs.api.views.common import errors, model_permission, ok, with_schedules
-from jobs.exceptions import RETRY_PERMISSION
-from jobs.models import Trigger
+from jobs.cancellation import job_run_cancel
+from jobs.exceptions import CANCEL_PERMISSION, RETRY_PERMISSION
+from jobs.models import RunStatus, Trigger
 from jobs.selectors import job_run_get, job_run_list
 from jobs.services import job_run_request
 
@@ -85,3 +87,32 @@ class RunRetryApi(APIView):
         if retry.replayed:
             message = f"Run #{run_id} is already being retried as run #{retry.pk}"
         return ok(RetryResponse, retry, code=status.HTTP_202_ACCEPTED, message=message)
+
+
+class RunCancelApi(APIView):
+    permission_classes = [IsAdminUser, model_permission(CANCEL_PERMISSION)]
+
+    @extend_schema(
+        operation_id="runs_cancel",
+        tags=RUNS,
+        summary="Cancel a run that has not finished",
+        description="A queued run is cancelled at once: its message, when a worker gets it, is "
+        "acknowledged without running. A running run stops at its next batch boundary, keeping "
+        "the batches it committed, and ends `cancelled`; a fanned-out run cancels its shards. "
+        "Who asked and why are recorded on the run and in the audit. A finished run is a 409; "
+        "cancelling a run already asked to stop changes nothing.",
+        parameters=[RUN_ID],
+        request=ReasonInputSerializer,
+        responses={200: CancelResponse, **errors(400, 401, 403, 404, 409, 415, 429)},
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        body = ReasonInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = job_run_cancel(
+            run=run_id, by=request.user.get_username(), reason=body.validated_data["reason"]
+        )
+        detail = job_run_get(run_id=run.pk)
+        message = f"Run #{run.pk} cancelled"
+        if detail.status != RunStatus.CANCELLED:
+            message = f"Run #{run.pk} asked to stop: it ends cancelled at its next batch boundary"
+        return ok(CancelResponse, detail, message=message)
