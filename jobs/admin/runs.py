@@ -1,14 +1,19 @@
-"""Run records in the admin: read-only, with their attempts, parameters and schedule, and the
-one action, retrying failed runs through the same service as the API and the dashboard."""
+"""Run records in the admin: read-only, with their attempts, parameters and schedule, and two
+actions, retrying failed runs and cancelling unfinished ones (also from a run's page), through
+the same services as the API and the dashboard."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from jobs.admin.attempts import JobRunAttemptInline
 from jobs.admin.tools import (
     MUTED,
     PRE,
@@ -23,68 +28,12 @@ from jobs.admin.tools import (
     when_text,
     with_reason,
 )
-from jobs.exceptions import VIEW_RUNS_PERMISSION
-from jobs.models import JobRun, JobRunAttempt, RunStatus, Trigger
+from jobs.cancellation import job_run_cancel
+from jobs.exceptions import RunNotCancellable
+from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
 from jobs.services import job_run_request
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:160] if lines else ""
-
-
-class JobRunAttemptInline(admin.TabularInline):
-    model = JobRunAttempt
-    extra = 0
-    can_delete = False
-    fields = (
-        "number",
-        "status_text",
-        "started",
-        "finished",
-        "worker_text",
-        "message_id",
-        "error_text",
-    )
-    readonly_fields = fields
-    verbose_name = "attempt"
-    # Django's tabular inline, without the "attempt 1 of run #4" line above every row.
-    template = "admin/steward/attempts_inline.html"
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        # Attempts are part of their run: whoever may see the run sees them.
-        return request.user.has_perm(VIEW_RUNS_PERMISSION)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="status")
-    def status_text(self, attempt: JobRunAttempt):
-        return status_badge(attempt.status)
-
-    @admin.display(description="started")
-    def started(self, attempt: JobRunAttempt):
-        return nowrap(when_text(attempt.started_at))
-
-    @admin.display(description="finished")
-    def finished(self, attempt: JobRunAttempt):
-        return nowrap(when_text(attempt.finished_at))
-
-    @admin.display(description="worker")
-    def worker_text(self, attempt: JobRunAttempt):
-        return nowrap(attempt.worker) if attempt.worker else "—"
-
-    @admin.display(description="error (click for the traceback)")
-    def error_text(self, attempt: JobRunAttempt):
-        # Attempts of a run fail alike: each traceback stays folded under its error line.
-        if not attempt.traceback:
-            return pre_text(attempt.error)
-        return collapsed(attempt.error or _last_line(attempt.traceback), attempt.traceback)
 
 
 @admin.register(JobRun)
@@ -94,7 +43,9 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
     list_filter = ("job", "status", "trigger", "schedule", "dry_run", "created_at")
     search_fields = ("=id", "job", "requested_by", "reason", "error", "message_id")
     inlines = [JobRunAttemptInline]
-    actions = ["retry_failed"]
+    actions = ["retry_failed", "cancel_runs"]
+    # Django's change page, with a Cancel button for a run that has not finished.
+    change_form_template = "admin/steward/run_change_form.html"
     fieldsets = (
         (
             None,
@@ -105,6 +56,7 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
                     "status_text",
                     "status_reason",
                     "dry_run_text",
+                    "urgent",
                     "as_of",
                     "schedule_link",
                     "slot",
@@ -113,18 +65,30 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
         ),
         ("Who and why", {"fields": ("trigger", "requested_by", "reason", "retry_of", "parent")}),
         (
+            "Cancel",
+            {"fields": ("cancel_requested", "cancel_requested_by", "cancel_reason")},
+        ),
+        (
             "Timing",
             {"fields": ("created", "started", "finished", "duration", "attempt_count")},
         ),
         ("Outcome", {"fields": ("summary_text", "summary_json", "error_text", "traceback_text")}),
         ("Delivery", {"fields": ("message_id", "code_version", "idempotency_key", "repairs")}),
     )
+
+    def get_fieldsets(self, request, obj=None):
+        # The cancel section only says something once somebody asked to cancel the run.
+        if obj is not None and obj.cancel_requested_at is not None:
+            return self.fieldsets
+        return tuple(fieldset for fieldset in self.fieldsets if fieldset[0] != "Cancel")
+
     readonly_fields = (
         "job",
         "params_shown",
         "status_text",
         "status_reason",
         "dry_run_text",
+        "urgent",
         "as_of",
         "schedule_link",
         "slot",
@@ -133,6 +97,9 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
         "reason",
         "retry_of",
         "parent",
+        "cancel_requested",
+        "cancel_requested_by",
+        "cancel_reason",
         "created",
         "started",
         "finished",
@@ -180,6 +147,10 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
         if not run.requested_by or run.requested_by == "scheduler":
             return run.get_trigger_display()
         return format_html("{} · {}", run.get_trigger_display(), run.requested_by)
+
+    @admin.display(description="cancel asked at")
+    def cancel_requested(self, run: JobRun):
+        return when_text(run.cancel_requested_at)
 
     @admin.display(description="created", ordering="created_at")
     def created(self, run: JobRun):
@@ -267,3 +238,71 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
             + (f" {ignored} selected run(s) are not failed and are left alone." if ignored else ""),
             perform=perform,
         )
+
+    def get_urls(self):
+        cancel = self.admin_site.admin_view(self.cancel_view)
+        return [
+            path("<path:object_id>/cancel/", cancel, name="jobs_jobrun_cancel"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        can_cancel = (
+            run is not None
+            and not run.is_finished
+            and self.has_cancel_permission(request)
+            and run.cancel_requested_at is None
+        )
+        context = {"can_cancel": can_cancel, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    def _cancel(self, request, runs: list[JobRun], reason: str) -> None:
+        """Cancel each run; a finished one is refused by name, the others are cancelled."""
+        by = request.user.get_username()
+        cancelled, stopping = [], []
+        for run in runs:
+            try:
+                done = job_run_cancel(run=run, by=by, reason=reason)
+            except RunNotCancellable as exc:
+                self.message_user(request, f"Not cancelled: {exc}.", messages.ERROR)
+                continue
+            (cancelled if done.status == RunStatus.CANCELLED else stopping).append(f"#{done.pk}")
+        if cancelled:
+            self.message_user(request, f"Cancelled {', '.join(cancelled)}.")
+        if stopping:
+            self.message_user(
+                request,
+                f"Asked {', '.join(stopping)} to stop: each ends cancelled at its next batch "
+                "boundary, keeping the batches it committed.",
+            )
+
+    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    def cancel_runs(self, request, queryset):
+        runs = list(queryset.order_by("pk"))
+        listed = ", ".join(f"#{run.pk} {run.job} ({run.status})" for run in runs)
+        return with_reason(
+            self,
+            request,
+            title="Cancel selected runs",
+            description=f"Cancels {listed}. A queued run is cancelled at once, a running one "
+            "stops at its next batch boundary; a finished run cannot be cancelled.",
+            perform=lambda reason: self._cancel(request, runs, reason),
+        )
+
+    def cancel_view(self, request, object_id: str):
+        """A run's Cancel button: the reason asked, then back to the run's page."""
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(JobRun, pk=object_id)
+        run_url = reverse("admin:jobs_jobrun_change", args=[run.pk])
+        page = with_reason(
+            self,
+            request,
+            title=f"Cancel run #{run.pk}",
+            description=f"Cancels run #{run.pk} of {run.job}, now {run.get_status_display()}. "
+            "A queued run is cancelled at once, a running one stops at its next batch boundary.",
+            perform=lambda reason: self._cancel(request, [run], reason),
+            back_url=run_url,
+        )
+        return page or HttpResponseRedirect(run_url)

@@ -1,6 +1,7 @@
 """Job states in the admin: each job with its schedules and last outcome, and the actions "Run
 now" and "Dry run" (with the parameters the operator gives), "Pause" and "Resume", through the
-same services as the API and the dashboard."""
+same services as the API and the dashboard, each pause and resume audited (linked from the
+list)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from jobs.admin.audit import audit_link
 from jobs.admin.tools import (
     JobPermissions,
     ReadOnlyAdmin,
@@ -22,7 +24,7 @@ from jobs.admin.tools import (
 )
 from jobs.dashboard.forms import ParamsField, invalid_input_text, params_from_text, params_hint
 from jobs.exceptions import InvalidInput
-from jobs.models import JobState, Trigger
+from jobs.models import ControlAction, JobState, Trigger
 from jobs.registry import all_jobs, get_job
 from jobs.scheduling import job_pause, job_resume
 from jobs.selectors import ScheduleOverview, job_last_finished_run, schedule_overviews
@@ -60,6 +62,7 @@ class JobStateAdmin(JobPermissions, ReadOnlyAdmin):
         "changed_by",
         "change_reason",
         "changed_at",
+        "history",
     )
     actions = ["run_now", "dry_run", "pause", "resume"]
 
@@ -113,6 +116,10 @@ class JobStateAdmin(JobPermissions, ReadOnlyAdmin):
             return "never run"
         url = reverse("admin:jobs_jobrun_change", args=[run.pk])
         return format_html('<a href="{}">#{}</a> {}', url, run.pk, status_badge(run.status))
+
+    @admin.display(description="history")
+    def history(self, state: JobState):
+        return audit_link(ControlAction.Target.JOB, state.job)
 
     def _enqueue(self, request, queryset, *, dry_run: bool, label: str):
         jobs = list(queryset.values_list("job", flat=True))

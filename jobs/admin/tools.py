@@ -16,9 +16,20 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from redis.exceptions import RedisError
 
 from jobs.dashboard.forms import REASON_MAX_LENGTH, REASON_TOO_LONG
-from jobs.exceptions import PAUSE_PERMISSION, RETRY_PERMISSION, TRIGGER_PERMISSION, InvalidInput
+from jobs.exceptions import (
+    CANCEL_PERMISSION,
+    CLEAR_QUEUE_PERMISSION,
+    PAUSE_PERMISSION,
+    PAUSE_QUEUE_PERMISSION,
+    QUEUE_LIMITS_PERMISSION,
+    RETRY_PERMISSION,
+    TRIGGER_PERMISSION,
+    InvalidInput,
+    StewardError,
+)
 from jobs.models import Trigger
 from jobs.panels import money_text
 from jobs.selectors import NextRun
@@ -46,6 +57,8 @@ STATUS_COLOURS = {
     "sending": "#0969da",
     "obligated": "#0969da",
     "open": "#0969da",
+    # Stopped by an operator: neither a failure nor a success.
+    "cancelled": "#8250df",
 }
 NEUTRAL_COLOUR = "#6e7781"
 BADGE = (
@@ -174,6 +187,18 @@ class JobPermissions:
     def has_pause_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PAUSE_PERMISSION)
 
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CANCEL_PERMISSION)
+
+    def has_pause_queue_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PAUSE_QUEUE_PERMISSION)
+
+    def has_clear_queue_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CLEAR_QUEUE_PERMISSION)
+
+    def has_queue_limits_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(QUEUE_LIMITS_PERMISSION)
+
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
@@ -202,12 +227,16 @@ def with_form(
     description: str,
     perform: Callable[[dict], None],
     form_class: type[forms.Form] = ReasonForm,
+    initial: dict | None = None,
+    back_url: str = "",
 ) -> TemplateResponse | None:
     """Ask for a reason (and whatever else `form_class` asks) on a confirmation page; once the
     form is valid, `perform(cleaned_data)`. If the service refuses the input (InvalidInput),
-    the page comes back with the refusal on the fields.
+    the page comes back with the refusal on the fields; any other refusal, or a broker that
+    does not answer, is a message on the page the admin goes back to.
 
-    Returning None sends the admin back to the change list, where `perform`'s messages show.
+    Returning None sends the admin back (to the change list for an action), where `perform`'s
+    messages show. `back_url` is where the page's Cancel link goes, the change list if none.
     """
     if "apply" in request.POST:
         form = form_class(request.POST)
@@ -216,10 +245,13 @@ def with_form(
                 perform(form.cleaned_data)
             except InvalidInput as exc:
                 form_errors_from(form, exc)
+            except (StewardError, RedisError) as exc:
+                modeladmin.message_user(request, refusal_text(exc), messages.ERROR)
+                return None
             else:
                 return None
     else:
-        form = form_class()
+        form = form_class(initial=initial)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
@@ -230,6 +262,7 @@ def with_form(
         "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         "select_across": request.POST.get("select_across", "0"),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "back_url": back_url,
     }
     return TemplateResponse(request, "admin/steward/reason_form.html", context)
 
@@ -241,6 +274,7 @@ def with_reason(
     title: str,
     description: str,
     perform: Callable[[str], None],
+    back_url: str = "",
 ) -> TemplateResponse | None:
     """Ask for a reason on a confirmation page; once one is given, `perform(reason)`."""
     return with_form(
@@ -249,7 +283,15 @@ def with_reason(
         title=title,
         description=description,
         perform=lambda data: perform(data["reason"]),
+        back_url=back_url,
     )
+
+
+def refusal_text(exc: Exception) -> str:
+    """What an operator reads when a service refuses or the broker does not answer."""
+    if isinstance(exc, RedisError):
+        return f"The broker does not answer ({exc})."
+    return str(exc)
 
 
 def enqueue_job_action(
