@@ -106,3 +106,50 @@ def params_or_error(data, *, spec: JobSpec) -> tuple[dict, str]:
         return {}, " ".join(exc.messages)
     except InvalidInput as exc:
         return {}, invalid_input_text(exc)
+
+
+def form_error_text(form: forms.Form) -> str:
+    """A bound form's errors in one line, each field named."""
+    return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+
+
+WHOLE_NUMBER = {"invalid": "Enter a whole number."}
+
+
+class ConcurrencyForm(forms.Form):
+    """A queue's fleet-wide concurrency as typed: a whole number, or empty for its default.
+    The range is the service's to check."""
+
+    concurrency = forms.IntegerField(required=False, error_messages=WHOLE_NUMBER)
+
+
+class RateLimitForm(forms.Form):
+    """A rate limit to set: so many messages per so many seconds (resetting takes no form)."""
+
+    limit = forms.IntegerField(error_messages=WHOLE_NUMBER)
+    window_seconds = forms.IntegerField(error_messages=WHOLE_NUMBER)
+
+
+class ClearForm(forms.Form):
+    """Clearing a queue: its name typed again to confirm (the service compares the two)."""
+
+    confirm = forms.CharField(required=False, max_length=200)
+
+
+class DeadLetterForm(forms.Form):
+    """Which dead letter a button acts on: a Dramatiq message id, or none for all of them."""
+
+    message_id = forms.CharField(required=False, max_length=64)
+
+
+def urgent_asked(data) -> bool:
+    """Whether the trigger form's "urgent" box was ticked (a run for the urgent lane)."""
+    return forms.BooleanField(required=False).clean(data.get("urgent"))
+
+
+def cleaned_or_error(form_class: type[forms.Form], data) -> tuple[dict, str]:
+    """({field: value}, "") from posted data; ({}, error naming the fields) when refused."""
+    form = form_class(data)
+    if not form.is_valid():
+        return {}, form_error_text(form)
+    return form.cleaned_data, ""

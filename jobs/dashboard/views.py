@@ -1,15 +1,15 @@
-"""The operators' dashboard: one server-rendered page that refreshes itself, and run details.
+"""The operators' dashboard: one server-rendered page that refreshes itself.
 
 Jobs are listed with their schedules grouped under them (each schedule's next runs in its own
-time zone and in UTC). Charts are inline SVG computed here; nothing is fetched from anywhere
-else. Buttons post to the same services as the API and the admin, with the same permissions.
+time zone and in UTC), then the queues, the rate limits and the recent control actions
+(`control_views`). Charts are inline SVG computed here; nothing is fetched from anywhere
+else. Buttons post to the same services as the API and the admin, with the same permissions;
+a run's page and its buttons are in `run_views`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 from collections.abc import Sequence
 from html import escape
 
@@ -22,28 +22,26 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
-from redis.exceptions import RedisError
 
 from jobs.conf import conf
+from jobs.dashboard.control_views import control_sections
 from jobs.dashboard.forms import (
     PARAMS_MAX_LENGTH,
     REASON_MAX_LENGTH,
     params_hint,
     params_or_error,
     reason_or_error,
+    urgent_asked,
 )
 from jobs.exceptions import (
     PAUSE_PERMISSION,
     PAUSE_SCHEDULES_PERMISSION,
-    RETRY_PERMISSION,
     TRIGGER_PERMISSION,
-    RunNotRetryable,
     UnknownJob,
 )
-from jobs.models import JobRun, RunStatus, Trigger
+from jobs.models import JobRun, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
-from jobs.queues import queue_stats
 from jobs.registry import all_jobs, get_job
 from jobs.schedules import ScheduleNotFound, schedule_get, schedule_pause, schedule_resume
 from jobs.scheduling import job_pause, job_resume
@@ -51,12 +49,9 @@ from jobs.selectors import (
     RunPoint,
     job_overviews,
     job_recent_failures,
-    job_run_get,
     job_run_list,
 )
 from jobs.services import job_run_request
-
-logger = logging.getLogger("steward.dashboard")
 
 CHART_RUNS = 30
 CHART_WIDTH = 240
@@ -121,14 +116,6 @@ def chart_markup(bars: list[Bar]) -> SafeString:
     )
 
 
-def _queues() -> tuple[list, str]:
-    try:
-        return queue_stats(), ""
-    except RedisError as exc:
-        logger.warning("Dashboard could not read queue statistics: %s", exc)
-        return [], f"The broker does not answer ({exc})."
-
-
 @staff_member_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -147,12 +134,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         }
         for overview in job_overviews(now=now)
     ]
-    queues, queue_error = _queues()
     lag = import_string(conf.DASHBOARD_LAG)(as_of=now) if conf.DASHBOARD_LAG else None
     context = {
         "jobs": jobs,
-        "queues": queues,
-        "queue_error": queue_error,
+        **control_sections(request.user),
         "failures": [_run_row(run) for run in job_recent_failures(limit=10)],
         "recent_runs": [
             {**_run_row(run), "figures": run_summary_figures(run)} for run in job_run_list(limit=15)
@@ -206,9 +191,11 @@ def job_action(request: HttpRequest, name: str) -> HttpResponse:
             reason=reason,
             dry_run=action == "dry_run",
             params=params,
+            urgent=urgent_asked(request.POST),
         )
         shown = f" ({params_text(run.params)})" if run.params else ""
-        messages.success(request, f"{label} of {name}{shown} queued as run #{run.pk}.")
+        lane = " on the urgent lane" if run.urgent else ""
+        messages.success(request, f"{label} of {name}{shown} queued as run #{run.pk}{lane}.")
     else:
         service = job_pause if action == "pause" else job_resume
         service(job=name, by=by, reason=reason)
@@ -238,51 +225,3 @@ def schedule_action(request: HttpRequest, schedule_id: int) -> HttpResponse:
     done = "paused" if action == "pause" else "resumed"
     messages.success(request, f"Schedule {schedule.name} {done}.")
     return redirect("dashboard")
-
-
-@staff_member_required
-@require_GET
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    try:
-        run = job_run_get(run_id=run_id)
-    except JobRun.DoesNotExist:
-        raise Http404(f"no run #{run_id}") from None
-    context = {
-        "run": run,
-        "params": params_text(run.params),
-        "figures": run_summary_figures(run, detail=True),
-        "summary_json": json.dumps(run.summary, indent=2, sort_keys=True, default=str),
-        "reason_max_length": REASON_MAX_LENGTH,
-        "can_retry": run.status == RunStatus.FAILED and request.user.has_perm(RETRY_PERMISSION),
-        "retries": run.retries.order_by("id"),
-        "refresh_seconds": 0 if run.is_finished else conf.DASHBOARD_REFRESH_SECONDS,
-    }
-    return render(request, "dashboard/run_detail.html", context)
-
-
-@staff_member_required
-@require_POST
-def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
-    if not request.user.has_perm(RETRY_PERMISSION):
-        raise PermissionDenied(f"Retrying needs the {RETRY_PERMISSION} permission.")
-    try:
-        failed = job_run_get(run_id=run_id)
-    except JobRun.DoesNotExist:
-        raise Http404(f"no run #{run_id}") from None
-    reason, error = reason_or_error(request.POST, default="Retry from the dashboard")
-    if error:
-        messages.error(request, f"Run #{run_id} was not retried: {error}")
-        return redirect("dashboard-run", run_id=run_id)
-    try:
-        retry = job_run_request(
-            job=failed.job,
-            trigger=Trigger.RETRY,
-            retry_of=failed,
-            requested_by=request.user.get_username(),
-            reason=reason,
-        )
-    except RunNotRetryable as exc:
-        messages.error(request, str(exc))
-        return redirect("dashboard-run", run_id=run_id)
-    messages.success(request, f"Run #{run_id} retried as run #{retry.pk}.")
-    return redirect("dashboard-run", run_id=retry.pk)

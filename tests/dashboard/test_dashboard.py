@@ -349,8 +349,10 @@ def test_the_dashboard_reads_the_database_a_handful_of_times(django_assert_max_n
     client = logged_in()
 
     # the session, the user and their two permission reads; the job overviews (five, with
-    # the schedules and their last runs), the lag, the failures and the recent runs
-    with django_assert_max_num_queries(12):
+    # the schedules and their last runs), the lag, the failures and the recent runs; the
+    # queues' controls (five: the audit's latest id, queue states, rate limits, the drain, the
+    # run-time concurrencies), the rate limits and the drain
+    with django_assert_max_num_queries(19):
         assert client.get(DASHBOARD).status_code == 200
 
 

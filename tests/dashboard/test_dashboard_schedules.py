@@ -138,8 +138,10 @@ def test_a_run_is_triggered_with_parameters_as_json_or_key_value_lines(params):
         assert response.status_code == 302
         run = JobRun.objects.get()
         assert run.params == {"game": "snake", "ids": [4, 9]}
+        # a targeted run always goes to the urgent lane
         assert messages_of(client) == [
-            f'Run now of {TARGETED} (game="snake" ids=[4, 9]) queued as run #{run.pk}.'
+            f'Run now of {TARGETED} (game="snake" ids=[4, 9]) queued as run #{run.pk} '
+            "on the urgent lane."
         ]
 
 
