@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.params import IdListField
+from jobs.queues import queue_stats
 from jobs.registry import all_jobs
 from jobs.schedules import schedule_create
 from ledger.statuses import CycleStatus, EscrowStatus, MatchStatus
@@ -63,6 +64,14 @@ BAD_INPUT = [
     pytest.param(
         ["--all", "--param", "game=snake"], "--param applies to one job, not --all", id="all-param"
     ),
+    pytest.param(
+        ["release_escrows", "--by", "ops"], "--by only applies with --cancel", id="by-no-cancel"
+    ),
+    pytest.param(
+        ["release_escrows", "--urgent", "--sync"],
+        "--urgent sends the run to the workers: not with --sync",
+        id="urgent-sync",
+    ),
 ]
 
 
@@ -115,6 +124,7 @@ def test_list_shows_each_job_with_its_schedules_crons():
     # then every job is listed, each ledger job with its schedules' crons and time zones
     listed = _listed(output)
     assert set(listed) == {spec.name for spec in all_jobs()}
+    assert "queue: money (urgent lane money-urgent)" in listed["release_escrows"]
     for name, cron in LEDGER_JOBS.items():
         assert f"schedule {name}: {cron} in UTC" in listed[name], output
     assert (
@@ -133,8 +143,10 @@ def test_list_describes_a_jobs_parameters_and_a_job_without_schedules(register_t
     # when the jobs are listed
     listed = _listed(_runjob("--list"))
 
-    # then its parameters are described with their types, defaults and help
+    # then its queue and lanes are named, and its parameters described with their types,
+    # defaults and help
     assert listed[spec.name] == [
+        "queue: default (urgent lane default-urgent)",
         "param ids (list of integer; optional): Only these rows.",
         "param region (choice; optional; one of eu, asia; default 'eu'): Whose.",
         "schedules: none (it runs when asked)",
@@ -327,3 +339,29 @@ def test_an_ill_typed_param_names_the_field_and_records_nothing(
     assert message in str(error.value)
     assert "\n" not in str(error.value)
     assert not JobRun.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("flags", "lane", "urgent"),
+    [
+        pytest.param(["--enqueue"], "default", False, id="enqueue"),
+        pytest.param(["--urgent"], "default-urgent", True, id="urgent"),
+        pytest.param(["--enqueue", "--urgent"], "default-urgent", True, id="enqueue-urgent"),
+    ],
+)
+def test_an_enqueued_run_goes_to_its_lane(
+    broker, django_capture_on_commit_callbacks, flags, lane, urgent
+):
+    # when a run of a default-queue job is sent to the workers from the CLI
+    with django_capture_on_commit_callbacks(execute=True):
+        output = _runjob("expire_matches", *flags)
+
+    # then it is recorded queued, urgent or not, and its message waits in that lane alone
+    run = JobRun.objects.get()
+    assert run.status == RunStatus.QUEUED
+    assert run.urgent is urgent
+    assert f"Queued expire_matches run #{run.pk} on {lane} (message {run.message_id})" in output
+    waiting = {stats.name: stats.waiting for stats in queue_stats()}
+    assert waiting[lane] == 1
+    assert sum(waiting.values()) == 1

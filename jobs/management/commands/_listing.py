@@ -1,19 +1,25 @@
 """What the commands share: plain-text listings (`schedules list`, `runscheduler`, `queues
-list`) and who makes a change, and why. The leading underscore keeps Django from taking it for
-a command."""
+list`), who makes a change and why, and one-line parse errors. The leading underscore keeps
+Django from taking it for a command."""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Iterable, Sequence
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from jobs.dashboard.forms import REASON_MAX_LENGTH
 from jobs.selectors import ScheduleOverview
 
 CLI = "cli"
 MAX_BY_LENGTH = 100
+
+
+def without_usage(parser: CommandParser) -> CommandParser:
+    """A bad flag or value gets its one line ("queues pause: error: ..."), not the usage too."""
+    parser.print_usage = lambda file=None: None
+    return parser
 
 
 def add_who_and_why(parser, *, kept_in: str = "the audit") -> None:

@@ -9,8 +9,11 @@ from datetime import datetime, timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from jobs.cancellation import job_run_cancel
 from jobs.conf import conf
-from jobs.exceptions import InvalidInput, UnknownJob
+from jobs.exceptions import InvalidInput, StewardError, UnknownJob
+from jobs.lanes import lane_queue
+from jobs.management.commands._listing import MAX_BY_LENGTH, who_and_why, without_usage
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_describe, params_from_pairs, params_text
@@ -48,14 +51,18 @@ class _RunLogSummaries(logging.Filter):
         return not getattr(record, "summary_line", False)
 
 
+# What only running a job takes; --cancel refuses them rather than leave them unread.
+RUN_OPTIONS = ("all", "sync", "enqueue", "urgent", "wait", "dry_run", "as_of", "param")
+
+
 class Command(BaseCommand):
-    help = "Run a Steward job now, in this process (default) or on the workers (--enqueue)."
+    help = (
+        "Run a Steward job now, in this process (default) or on the workers (--enqueue, "
+        "--urgent); or cancel a run (--cancel)."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # A bad flag or value gets its one line ("runjob: error: ..."), not the usage too.
-        parser.print_usage = lambda file=None: None
-        return parser
+        return without_usage(super().create_parser(prog_name, subcommand, **kwargs))
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("job", nargs="?", help="Name of the job to run (see --list).")
@@ -69,6 +76,12 @@ class Command(BaseCommand):
         )
         where.add_argument(
             "--enqueue", action="store_true", help="Send the run to the workers instead."
+        )
+        parser.add_argument(
+            "--urgent",
+            action="store_true",
+            help="Send the run to the workers' urgent lane of its queue, taken before the "
+            "normal one (implies --enqueue).",
         )
         parser.add_argument(
             "--wait", action="store_true", help="With --enqueue: wait for the run to finish."
@@ -98,13 +111,39 @@ class Command(BaseCommand):
             help="A parameter of the run (repeatable; a list as comma-separated values, e.g. "
             "escrow_ids=4,9); --list shows what each job accepts.",
         )
-        parser.add_argument("--reason", default="", help="Why the run is requested.")
+        parser.add_argument(
+            "--cancel",
+            type=int,
+            metavar="RUN_ID",
+            help="Cancel this run instead: a queued run at once, a running one at its next "
+            "batch boundary.",
+        )
+        parser.add_argument(
+            "--by",
+            metavar="NAME",
+            help="With --cancel: who cancels, recorded as 'cli:<name>' (default: your OS user; "
+            f"at most {MAX_BY_LENGTH} characters).",
+        )
+        parser.add_argument(
+            "--reason",
+            default="",
+            help="Why the run is requested (with --cancel: why it is cancelled).",
+        )
         parser.add_argument("--json", action="store_true", help="Print each run as JSON.")
 
     def handle(self, *args, **options) -> None:
         if options["list"]:
             self._list()
             return
+        if options["cancel"] is not None:
+            self._cancel(options)
+            return
+        if options["by"] is not None:
+            raise CommandError("--by only applies with --cancel")
+        if options["urgent"]:
+            if options["sync"]:
+                raise CommandError("--urgent sends the run to the workers: not with --sync")
+            options["enqueue"] = True
         if options["wait"] and not options["enqueue"]:
             raise CommandError("--wait only applies with --enqueue")
         if options["timeout"] <= 0:
@@ -122,6 +161,29 @@ class Command(BaseCommand):
                 failed.append(f"{name} #{run.pk} {run.status}")
         if failed:
             raise CommandError("; ".join(failed))
+
+    def _cancel(self, options) -> None:
+        given = [name for name in RUN_OPTIONS if options[name]]
+        if options["job"] or given:
+            named = "job name" if options["job"] else "--" + given[0].replace("_", "-")
+            raise CommandError(f"--cancel cancels a run: give no {named} with it")
+        by, reason = who_and_why(options)
+        try:
+            run = job_run_cancel(run=options["cancel"], by=by, reason=reason)
+        except StewardError as exc:
+            raise CommandError(str(exc)) from None
+        # A fanned-out run may have ended once its last queued shard was cancelled.
+        run.refresh_from_db()
+        if options["json"]:
+            self.stdout.write(json.dumps(_run_as_dict(run), default=str))
+            return
+        if run.status == RunStatus.RUNNING:
+            state = "running, stopping at its next batch boundary"
+        elif run.status == RunStatus.WAITING:
+            state = "waiting, its shards stopping at their next batch boundary"
+        else:
+            state = run.status
+        self.stdout.write(self.style.SUCCESS(f"{run.job} run #{run.pk}: {state}"))
 
     def _job_names(self, options) -> list[str]:
         if options["all"] and options["job"]:
@@ -152,9 +214,12 @@ class Command(BaseCommand):
             "params": params,
         }
         if options["enqueue"]:
-            run = job_run_request(**fields)
+            run = job_run_request(**fields, urgent=options["urgent"])
             targets = f" with {params_text(run.params)}" if run.params else ""
-            self.stdout.write(f"Queued {name} run #{run.pk}{targets} (message {run.message_id})")
+            queue = lane_queue(get_job(name).queue, urgent=run.urgent)
+            self.stdout.write(
+                f"Queued {name} run #{run.pk}{targets} on {queue} (message {run.message_id})"
+            )
             if options["wait"]:
                 return self._wait(run, timeout=options["timeout"])
             return run
@@ -209,6 +274,8 @@ class Command(BaseCommand):
             schedules.setdefault(overview.schedule.job, []).append(overview)
         for spec in all_jobs():
             self.stdout.write(f"{spec.name}  {spec.description}")
+            urgent = lane_queue(spec.queue, urgent=True)
+            self.stdout.write(f"   queue: {spec.queue} (urgent lane {urgent})")
             described = params_describe(spec)
             if not described:
                 self.stdout.write("   params: none")
@@ -251,4 +318,8 @@ def _run_as_dict(run: JobRun) -> dict:
         "summary": run.summary,
         "error": run.error,
         "status_reason": run.status_reason,
+        "urgent": run.urgent,
+        "cancel_requested_at": run.cancel_requested_at,
+        "cancel_requested_by": run.cancel_requested_by,
+        "cancel_reason": run.cancel_reason,
     }
