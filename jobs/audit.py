@@ -4,16 +4,26 @@ Schedule changes have their own trail, `ScheduleChange`."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 
 from django.db.models import QuerySet
 
+from jobs.exceptions import InvalidInput
 from jobs.models import ControlAction
 
 logger = logging.getLogger("steward.audit")
 
 AUDIT_LIMIT_MAX = 500
+REASON_MAX_LENGTH = 500
+
+
+def audited_reason(reason: str) -> str:
+    """The reason a control action gives, refused when too long for a person to read."""
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InvalidInput({"reason": [f"At most {REASON_MAX_LENGTH} characters."]})
+    return reason
 
 
 def control_action_record(
@@ -67,3 +77,15 @@ def control_actions(
     if since is not None:
         entries = entries.filter(at__gte=since)
     return entries.order_by("-id")
+
+
+def change_text(before: dict | None, after: dict | None) -> str:
+    """What a change did, in one line: each value before and after (`paused: false → true`),
+    or the value it only had on one side."""
+    before, after = before or {}, after or {}
+    return "; ".join(
+        f"{field}: {json.dumps(before.get(field))} → {json.dumps(after.get(field))}"
+        if field in before and field in after
+        else f"{field}: {json.dumps(before.get(field, after.get(field)))}"
+        for field in sorted(set(before) | set(after))
+    )

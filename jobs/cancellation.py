@@ -11,7 +11,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.audit import control_action_record
+from jobs.audit import audited_reason, control_action_record
 from jobs.exceptions import RunNotCancellable, UnknownRun
 from jobs.fanout import fan_out_finish
 from jobs.models import (
@@ -30,6 +30,7 @@ logger = logging.getLogger("steward.jobs")
 def job_run_cancel(*, run: JobRun | int, by: str, reason: str = "") -> JobRun:
     """Cancel a run that has not finished; RunNotCancellable when it has, UnknownRun when there
     is no such run. Cancelling a run already asked to stop changes nothing more."""
+    reason = audited_reason(reason)
     run_id = run.pk if isinstance(run, JobRun) else run
     locked = JobRun.objects.select_for_update().filter(pk=run_id).first()
     if locked is None:

@@ -5,10 +5,13 @@ transaction; once it commits, the whole state is published to Redis for the work
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.audit import control_action_record
+from jobs.audit import audited_reason, control_action_record
 from jobs.conf import conf
 from jobs.control_state import controls_write
 from jobs.exceptions import InvalidInput
@@ -27,21 +30,16 @@ from jobs.models import (
 )
 from jobs.ratelimits import parse_rate_limits
 
+logger = logging.getLogger("steward.controls")
+
 CONCURRENCY_MAX = 10_000
 RATE_LIMIT_MAX = 1_000_000
 RATE_WINDOW_MAX_SECONDS = 86_400
-REASON_MAX_LENGTH = 500
 
 
 def controls_publish() -> bool:
     """Publish the database's controls to Redis, unless a newer copy is there already."""
     return controls_write(controls_snapshot())
-
-
-def _reason(reason: str) -> str:
-    if len(reason) > REASON_MAX_LENGTH:
-        raise InvalidInput({"reason": [f"At most {REASON_MAX_LENGTH} characters."]})
-    return reason
 
 
 def _locked_state(queue: str) -> QueueState:
@@ -51,7 +49,16 @@ def _locked_state(queue: str) -> QueueState:
 
 def _changed(**audit) -> None:
     control_action_record(**audit)
-    transaction.on_commit(controls_publish)
+    transaction.on_commit(_publish_after_change)
+
+
+def _publish_after_change() -> None:
+    # The change is recorded either way; with Redis away, the workers' heartbeats publish it
+    # once it is back, and an operator is not told a saved change failed.
+    try:
+        controls_publish()
+    except redis.RedisError as exc:
+        logger.warning("Recorded the change; could not publish it to the workers yet: %s", exc)
 
 
 @transaction.atomic
@@ -67,7 +74,7 @@ def queue_resume(*, queue: str, by: str, reason: str = "") -> QueueState:
 
 
 def _set_paused(*, queue: str, paused: bool, by: str, reason: str) -> QueueState:
-    reason = _reason(reason)
+    reason = audited_reason(reason)
     state = _locked_state(known_queue(queue))
     if state.paused == paused:
         return state
@@ -99,7 +106,7 @@ def queue_concurrency_set(
     environment's STEWARD_QUEUE_<NAME>_CONCURRENCY (or no limit)."""
     if concurrency is not None:
         concurrency = _whole_number("concurrency", concurrency, low=1, high=CONCURRENCY_MAX)
-    reason = _reason(reason)
+    reason = audited_reason(reason)
     before = queue_controls()[known_queue(queue)].concurrency
     state = _locked_state(queue)
     state.concurrency = concurrency
@@ -126,7 +133,7 @@ def rate_limit_set(
     known = rate_limit_names()
     if name not in known:
         raise UnknownRateLimit(name, known)
-    reason = _reason(reason)
+    reason = audited_reason(reason)
     if (limit is None) != (window_seconds is None):
         raise InvalidInput({"limit": ["Give both limit and window_seconds, or neither."]})
     if limit is not None:
@@ -179,7 +186,7 @@ def fleet_drain_end(*, by: str, reason: str = "") -> FleetState:
 
 
 def _set_draining(*, draining: bool, by: str, reason: str) -> FleetState:
-    reason = _reason(reason)
+    reason = audited_reason(reason)
     FleetState.objects.get_or_create(pk=1)
     state = FleetState.objects.select_for_update().get(pk=1)
     if state.draining == draining:

@@ -183,3 +183,8 @@ def runs_executing() -> list[JobRunAttempt]:
         .select_related("run")
         .order_by("started_at")
     )
+
+
+def fleet_workers() -> list[WorkerHeartbeat]:
+    """Every worker and scheduler process that beat, the schedulers first."""
+    return list(WorkerHeartbeat.objects.order_by("role", "name"))

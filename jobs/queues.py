@@ -16,7 +16,8 @@ from jobs.actors import declare_all_actors
 from jobs.audit import control_action_record
 from jobs.exceptions import InvalidInput, UnknownDeadLetter, UnknownQueue
 from jobs.fanout import fan_out_finish
-from jobs.models import ControlAction, JobRun, RunStatus, Trigger, run_move
+from jobs.lanes import lane_queue
+from jobs.models import RUN_TRANSITIONS, ControlAction, JobRun, RunStatus, Trigger
 from jobs.services import job_run_request
 
 logger = logging.getLogger("steward.queues")
@@ -256,49 +257,48 @@ return payloads
 
 def queue_clear(*, queue: str, requested_by: str, confirm: str, reason: str = "") -> dict:
     """Drop every message waiting in a queue (and its delayed ones) and cancel the runs they
-    carried, so that no rescue sends them again. Runs executing keep going; dead letters stay.
+    carried, so that no rescue sends them again. A job queue's urgent lane goes with it; a
+    lane named on its own is cleared alone. Runs executing keep going; dead letters stay.
     `confirm` must repeat the queue's name."""
     _known_queue(queue)
     if confirm != queue:
         raise InvalidInput({"confirm": [f"Type the queue's name, {queue}, to confirm."]})
     broker = _broker()
+    lanes = [name for name in (queue, lane_queue(queue, urgent=True)) if name in queue_names()]
     messages = []
-    for name in (queue, dq_name(queue)):
-        key = _key(broker, name)
-        payloads = broker.client.eval(_TAKE_WAITING, 2, key, f"{key}.msgs")
-        messages += [Message.decode(payload) for payload in payloads]
+    for lane in lanes:
+        for name in (lane, dq_name(lane)):
+            key = _key(broker, name)
+            payloads = broker.client.eval(_TAKE_WAITING, 2, key, f"{key}.msgs")
+            messages += [Message.decode(payload) for payload in payloads]
     run_ids = sorted(filter(None, map(_run_id_of, messages)))
     why = f"the {queue} queue was cleared by {requested_by or 'an operator'}" + (
         f": {reason}" if reason else ""
     )
     with transaction.atomic():
-        cancelled = list(
-            JobRun.objects.filter(pk__in=run_ids, status=RunStatus.QUEUED).values_list(
-                "pk", "parent_id"
-            )
-        )
+        queued = JobRun.objects.filter(pk__in=run_ids, status=RunStatus.QUEUED)
+        parents = set(queued.exclude(parent=None).values_list("parent_id", flat=True))
         now = timezone.now()
-        for run_id, _parent in cancelled:
-            run_move(
-                run_id,
-                source={RunStatus.QUEUED},
-                target=RunStatus.CANCELLED,
-                status_reason=why,
-                finished_at=now,
-                cancel_requested_at=now,
-                cancel_requested_by=requested_by,
-                cancel_reason=reason or why,
-            )
-        counts = {"messages": len(messages), "runs_cancelled": len(cancelled)}
+        cancelled = RUN_TRANSITIONS.update(
+            queued,
+            source={RunStatus.QUEUED},
+            target=RunStatus.CANCELLED,
+            status_reason=why,
+            finished_at=now,
+            cancel_requested_at=now,
+            cancel_requested_by=requested_by,
+            cancel_reason=reason or why,
+        )
+        counts = {"messages": len(messages), "runs_cancelled": cancelled}
         control_action_record(
             action=ControlAction.Action.QUEUE_CLEARED,
             target_type=ControlAction.Target.QUEUE,
             target=queue,
             actor=requested_by,
             reason=reason,
-            before={"waiting": len(messages), "runs": run_ids[:100]},
+            before={"lanes": lanes, "waiting": len(messages), "runs": run_ids[:100]},
             after=counts,
         )
-    for parent_id in sorted({parent for _, parent in cancelled if parent is not None}):
+    for parent_id in sorted(parents):
         fan_out_finish(parent_id)
     return counts

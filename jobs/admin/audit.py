@@ -3,14 +3,13 @@ requeue, delete, limit change and drain with who, when, why, and the state befor
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from jobs.admin.tools import PRE, ReadOnlyAdmin, nowrap, shortened, when_text
+from jobs.admin.tools import ReadOnlyAdmin, json_text, nowrap, shortened, when_text
+from jobs.audit import change_text
 from jobs.models import ControlAction
 
 REASON_SHOWN = 80
@@ -21,23 +20,6 @@ def audit_link(target_type: str, target: str):
     query = urlencode({"target_type__exact": target_type, "target": target})
     url = f"{reverse('admin:jobs_controlaction_changelist')}?{query}"
     return format_html('<a href="{}">audit</a>', url)
-
-
-def change_text(entry: ControlAction) -> str:
-    """What changed, in one line: each value before and after (`paused: false → true`)."""
-    before, after = entry.before or {}, entry.after or {}
-    return "; ".join(
-        f"{field}: {json.dumps(before.get(field))} → {json.dumps(after.get(field))}"
-        if field in before and field in after
-        else f"{field}: {json.dumps(before.get(field, after.get(field)))}"
-        for field in sorted(set(before) | set(after))
-    )
-
-
-def _json_text(fields: dict | None):
-    if fields is None:
-        return "—"
-    return format_html(PRE, json.dumps(fields, indent=2, sort_keys=True))
 
 
 @admin.register(ControlAction)
@@ -68,12 +50,12 @@ class ControlActionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="what")
     def what(self, entry: ControlAction):
-        return change_text(entry) or "—"
+        return change_text(entry.before, entry.after) or "—"
 
     @admin.display(description="before")
     def before_json(self, entry: ControlAction):
-        return _json_text(entry.before)
+        return json_text(entry.before)
 
     @admin.display(description="after")
     def after_json(self, entry: ControlAction):
-        return _json_text(entry.after)
+        return json_text(entry.after)

@@ -259,15 +259,13 @@ class QueueStateAdmin(JobPermissions, ReadOnlyAdmin):
         queue = queues[0]
 
         def perform(data: dict) -> None:
-            by, reason = request.user.get_username(), data["reason"]
             # The service checks the typed name against the queue; its urgent lane goes with it.
-            lanes = _lanes_of(queue)
             dropped = queue_clear(
-                queue=queue, requested_by=by, confirm=data["confirm"], reason=reason
+                queue=queue,
+                requested_by=request.user.get_username(),
+                confirm=data["confirm"],
+                reason=data["reason"],
             )
-            for lane in lanes[1:]:
-                counts = queue_clear(queue=lane, requested_by=by, confirm=lane, reason=reason)
-                dropped = {key: dropped[key] + counts[key] for key in dropped}
             self.message_user(
                 request,
                 f"Cleared {queue}: {dropped['messages']} message(s) dropped, "

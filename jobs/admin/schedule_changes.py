@@ -3,13 +3,12 @@ fields before and after."""
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from jobs.admin.tools import MUTED, PRE, ReadOnlyAdmin, nowrap, shortened, when_text
+from jobs.admin.tools import MUTED, ReadOnlyAdmin, json_text, nowrap, shortened, when_text
+from jobs.audit import change_text as audit_change_text
 from jobs.models import ScheduleChange
 from jobs.params import params_text
 
@@ -33,17 +32,7 @@ def change_text(change: ScheduleChange) -> str:
         return _schedule_summary(change.after or {})
     if change.action == ScheduleChange.Action.REMOVED:
         return f"was {_schedule_summary(change.before or {})}"
-    before, after = change.before or {}, change.after or {}
-    return "; ".join(
-        f"{field}: {json.dumps(before.get(field))} → {json.dumps(after.get(field))}"
-        for field in sorted(set(before) | set(after))
-    )
-
-
-def _json_text(fields: dict | None):
-    if fields is None:
-        return "—"
-    return format_html(PRE, json.dumps(fields, indent=2, sort_keys=True))
+    return audit_change_text(change.before, change.after)
 
 
 @admin.register(ScheduleChange)
@@ -85,8 +74,8 @@ class ScheduleChangeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="before")
     def before_json(self, change: ScheduleChange):
-        return _json_text(change.before)
+        return json_text(change.before)
 
     @admin.display(description="after")
     def after_json(self, change: ScheduleChange):
-        return _json_text(change.after)
+        return json_text(change.after)

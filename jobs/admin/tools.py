@@ -5,6 +5,7 @@ runs, service refusals shown on a form's fields, and how statuses, times and mon
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -314,3 +315,10 @@ def enqueue_job_action(
         "the selected rows.",
         perform=perform,
     )
+
+
+def json_text(fields: dict | None):
+    """A JSON value laid out for reading, or a dash for none."""
+    if fields is None:
+        return "—"
+    return format_html(PRE, json.dumps(fields, indent=2, sort_keys=True))

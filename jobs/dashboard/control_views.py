@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from jobs.audit import control_actions
+from jobs.audit import change_text, control_actions
 from jobs.controls import (
     fleet_drain_end,
     fleet_drain_start,
@@ -50,7 +50,6 @@ from jobs.fleet import (
     rate_limit_names,
     rate_limit_overviews,
 )
-from jobs.models import ControlAction
 from jobs.queues import queue_clear, queue_names
 
 logger = logging.getLogger("steward.dashboard")
@@ -97,18 +96,6 @@ def _queue_groups() -> tuple[list[QueueGroup], str]:
     return list(groups.values()), ""
 
 
-def _change_text(entry: ControlAction) -> str:
-    """What an action changed, for a person: "paused False → True"."""
-    before, after = entry.before or {}, entry.after or {}
-    parts = []
-    for key in dict.fromkeys([*before, *after]):
-        if key in before and key in after:
-            parts.append(f"{key} {before[key]} → {after[key]}")
-        else:
-            parts.append(f"{key} {before.get(key, after.get(key))}")
-    return "; ".join(parts)
-
-
 def control_sections(user) -> dict:
     """The index page's queues, rate limits, drain and recent control actions, with the
     buttons the user may press."""
@@ -120,7 +107,7 @@ def control_sections(user) -> dict:
         "rate_limits": rate_limit_overviews(),
         "draining": fleet_draining(),
         "control_actions": [
-            {"entry": entry, "change": _change_text(entry)}
+            {"entry": entry, "change": change_text(entry.before, entry.after)}
             for entry in control_actions()[:AUDIT_SHOWN]
         ]
         if can_view_audit

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 from django import forms
 
+from jobs.audit import REASON_MAX_LENGTH
 from jobs.exceptions import InvalidInput
 from jobs.params import params_describe, params_from_pairs, params_validate
 
 if TYPE_CHECKING:
     from jobs.registry import JobSpec
 
-REASON_MAX_LENGTH = 500
 REASON_TOO_LONG = (
     "A reason is at most %(limit_value)d characters; this one has %(show_value)d. "
     "Shorten it and try again."

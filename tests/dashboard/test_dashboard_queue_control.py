@@ -489,7 +489,7 @@ def test_recent_control_actions_show_to_whoever_may_read_the_audit(broker):
 
     audit = section(page, "control-actions")
     assert audit.index("Concurrency changed") < audit.index("Queue paused")  # newest first
-    assert "incident 9" in audit and "concurrency None → 4" in audit
+    assert "incident 9" in audit and "concurrency: null → 4" in audit
     assert 'id="control-actions"' not in logged_in().get(DASHBOARD).content.decode()
 
 

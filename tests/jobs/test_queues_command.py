@@ -346,28 +346,39 @@ def test_clear_drops_the_waiting_messages_and_cancels_their_runs(broker):
     runs = _queued_runs(2)
     urgent = _queued_runs(1, urgent=True)[0]
 
-    # when the normal lane is cleared, confirmed
+    # when the urgent lane alone is cleared, confirmed
     output = _queues(
-        "clear", "default", "--confirm", "default", "--by", "ops", "--reason", "bad deploy"
+        "clear",
+        "default-urgent",
+        "--confirm",
+        "default-urgent",
+        "--by",
+        "ops",
+        "--reason",
+        "bad deploy",
     )
 
-    # then its messages are gone and its runs cancelled; the urgent lane is untouched
+    # then its message is gone and its run cancelled; the normal lane is untouched
+    assert output.strip() == "Cleared queue default-urgent: 1 message dropped, 1 run cancelled."
+    assert _waiting("default-urgent") == 0
+    assert _waiting("default") == 2
+    urgent.refresh_from_db()
+    assert urgent.status == RunStatus.CANCELLED
+    assert urgent.cancel_requested_by == "cli:ops"
+
+    # when the queue itself is cleared, its remaining lane goes too
+    output = _queues("clear", "default", "--confirm", "default", "--by", "ops")
     assert output.strip() == "Cleared queue default: 2 messages dropped, 2 runs cancelled."
-    assert _waiting("default") == 0
-    assert _waiting("default-urgent") == 1
     for run in runs:
         run.refresh_from_db()
         assert run.status == RunStatus.CANCELLED
-        assert run.cancel_requested_by == "cli:ops"
-    urgent.refresh_from_db()
-    assert urgent.status == RunStatus.QUEUED
-    entry = ControlAction.objects.get()
-    assert (entry.action, entry.target, entry.reason) == (
-        ControlAction.Action.QUEUE_CLEARED,
-        "default",
-        "bad deploy",
-    )
-    assert entry.after == {"messages": 2, "runs_cancelled": 2}
+    entries = list(ControlAction.objects.order_by("id"))
+    assert [(entry.action, entry.target) for entry in entries] == [
+        (ControlAction.Action.QUEUE_CLEARED, "default-urgent"),
+        (ControlAction.Action.QUEUE_CLEARED, "default"),
+    ]
+    assert entries[0].reason == "bad deploy"
+    assert entries[1].after == {"messages": 2, "runs_cancelled": 2}
 
 
 @pytest.mark.django_db

@@ -146,3 +146,32 @@ def test_a_queue_rate_limit_is_shared_through_redis():
 def test_unlimited_names_have_no_limiter():
     with override_settings(STEWARD_QUEUE_RATE_LIMITS=""):
         assert rate_limiter("anything") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clearing_a_job_queue_clears_its_urgent_lane_too_in_one_audit_entry(broker):
+    # given a normal and an urgent run waiting on the default queue's two lanes
+    normal = job_run_request(job="expire_matches", trigger=Trigger.CLI)
+    urgent = job_run_request(job="expire_matches", trigger=Trigger.CLI, urgent=True)
+    assert (stats_of("default").waiting, stats_of("default-urgent").waiting) == (1, 1)
+
+    # when an operator clears the queue by its name
+    counts = queue_clear(queue="default", requested_by="ops", confirm="default")
+
+    # then both lanes are empty, both runs cancelled, and one entry records it
+    assert counts == {"messages": 2, "runs_cancelled": 2}
+    assert (stats_of("default").waiting, stats_of("default-urgent").waiting) == (0, 0)
+    assert {run.status for run in JobRun.objects.filter(pk__in=[normal.pk, urgent.pk])} == {
+        RunStatus.CANCELLED
+    }
+    entry = ControlAction.objects.get()
+    assert entry.before["lanes"] == ["default", "default-urgent"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clearing_an_urgent_lane_leaves_the_normal_one(broker):
+    job_run_request(job="expire_matches", trigger=Trigger.CLI)
+    job_run_request(job="expire_matches", trigger=Trigger.CLI, urgent=True)
+    counts = queue_clear(queue="default-urgent", requested_by="ops", confirm="default-urgent")
+    assert counts == {"messages": 1, "runs_cancelled": 1}
+    assert (stats_of("default").waiting, stats_of("default-urgent").waiting) == (1, 0)

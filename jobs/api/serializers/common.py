@@ -13,11 +13,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import ISO_8601
 
+from jobs.audit import REASON_MAX_LENGTH
 from jobs.conf import conf
 from jobs.registry import all_jobs
 
 INTEGER = re.compile(r"^-?\d+$")
-REASON_MAX_LENGTH = 500
 # What ReasonField takes, for the schema: something besides spaces, and no NUL (which a
 # PostgreSQL text column cannot hold).
 REASON_PATTERN = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"

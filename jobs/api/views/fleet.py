@@ -21,8 +21,7 @@ from jobs.api.serializers.fleet import (
 from jobs.api.views.common import errors, model_permission, ok
 from jobs.controls import fleet_drain_end, fleet_drain_start, rate_limit_set
 from jobs.exceptions import DRAIN_PERMISSION, QUEUE_LIMITS_PERMISSION
-from jobs.fleet import fleet_draining, rate_limit_names, rate_limit_overviews
-from jobs.models import WorkerHeartbeat
+from jobs.fleet import fleet_draining, fleet_workers, rate_limit_names, rate_limit_overviews
 
 FLEET = ["fleet"]
 RATE_LIMIT_NAME = OpenApiParameter(
@@ -48,7 +47,7 @@ class FleetApi(APIView):
         data = {
             "draining": drain is not None,
             "draining_since": drain.draining_since if drain else None,
-            "workers": WorkerHeartbeat.objects.order_by("role", "name"),
+            "workers": fleet_workers(),
         }
         return ok(FleetResponse, data)
 

@@ -15,6 +15,7 @@ from jobs.management.commands._listing import (
     state_cell,
     table,
     who_and_why,
+    without_usage,
 )
 from jobs.models import Schedule
 from jobs.params import params_from_pairs, params_text
@@ -66,12 +67,6 @@ def whole_number_or_default(value: str) -> int | None:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a whole number or {DEFAULT!r}"
         ) from None
-
-
-def _without_usage(parser: CommandParser) -> CommandParser:
-    # A bad flag or value gets its one line ("schedules add: error: ..."), not the usage too.
-    parser.print_usage = lambda file=None: None
-    return parser
 
 
 def _schedule_options(parser: CommandParser, *, changing: bool) -> None:
@@ -151,23 +146,23 @@ class Command(BaseCommand):
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
-        return _without_usage(super().create_parser(prog_name, subcommand, **kwargs))
+        return without_usage(super().create_parser(prog_name, subcommand, **kwargs))
 
     def add_arguments(self, parser: CommandParser) -> None:
         who = argparse.ArgumentParser(add_help=False)
         add_who_and_why(who, kept_in="the schedule's audit")
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-        listing = _without_usage(
+        listing = without_usage(
             actions.add_parser("list", help="Show the schedules and their next runs.")
         )
         listing.add_argument("--job", help="Only this job's schedules.")
 
-        adding = _without_usage(actions.add_parser("add", parents=[who], help="Create a schedule."))
+        adding = without_usage(actions.add_parser("add", parents=[who], help="Create a schedule."))
         adding.add_argument("name", help="Its name: letters, digits, '_', '.', ':' or '-'.")
         _schedule_options(adding, changing=False)
 
-        changing = _without_usage(
+        changing = without_usage(
             actions.add_parser("set", parents=[who], help="Change some of a schedule's fields.")
         )
         changing.add_argument("schedule", help="The schedule's name or id.")
@@ -178,7 +173,7 @@ class Command(BaseCommand):
             ("resume", "Resume a paused schedule from its next slot."),
             ("remove", "Delete a schedule; its runs and its audit are kept."),
         ):
-            one = _without_usage(actions.add_parser(action, parents=[who], help=text))
+            one = without_usage(actions.add_parser(action, parents=[who], help=text))
             one.add_argument("schedule", help="The schedule's name or id.")
 
     def handle(self, *args, **options) -> None:
