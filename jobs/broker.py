@@ -13,7 +13,7 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import current_millis
 from dramatiq.errors import ConnectionClosed
 
-from jobs.control_state import controls_view
+from jobs.control_state import concurrency_key, controls_view
 from jobs.lanes import base_queue
 from jobs.middleware import shutdown_requested
 
@@ -103,16 +103,21 @@ class _PromptConsumer(_RedisConsumer):
                     # Busy: let the stock consumer wait its backoff; a wake token is worth
                     # more to a worker that can take the message.
                     return super().__next__()
-                if shutdown_requested.is_set() or not controls_view.current().accepting(
-                    base_queue(self.queue_name)
-                ):
+                controls = controls_view.current()
+                queue = base_queue(self.queue_name)
+                if shutdown_requested.is_set() or not controls.accepting(queue):
                     # Paused, draining or this worker stopping: fetch nothing, so the messages
                     # stay in Redis for the workers that take them.
                     time.sleep(PAUSED_POLL_SECONDS)
                     return None
-                self.message_cache = self.broker.do_fetch(
-                    self.queue_name, self.prefetch - self.outstanding_message_count
-                )
+                wanted = self.prefetch - self.outstanding_message_count
+                if (free := self._free_slots(controls, queue)) is not None:
+                    if free <= 0:
+                        # At its fleet-wide concurrency: whatever it fetched would go back.
+                        time.sleep(PAUSED_POLL_SECONDS)
+                        return None
+                    wanted = min(wanted, free)
+                self.message_cache = self.broker.do_fetch(self.queue_name, wanted)
                 if not self.message_cache:
                     self.broker.client.blpop(
                         [wake_key(self.broker, self.queue_name)], timeout=self.timeout / 1000
@@ -120,3 +125,12 @@ class _PromptConsumer(_RedisConsumer):
                     return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
+
+    def _free_slots(self, controls, queue: str) -> int | None:
+        """How many more runs of the queue may start fleet-wide; None when it has no limit (or
+        this consumes a delay queue, whose messages only wait). The middleware still takes
+        each slot; this only keeps the consumer from fetching what would go back."""
+        limit = controls.concurrency.get(queue)
+        if limit is None or self.queue_name.endswith(".DQ"):
+            return None
+        return limit - int(self.broker.client.get(concurrency_key(queue)) or 0)

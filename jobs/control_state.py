@@ -66,6 +66,11 @@ class Controls:
         )
 
 
+def concurrency_key(queue: str) -> str:
+    """Where Dramatiq's ConcurrentRateLimiter counts a queue's runs executing fleet-wide."""
+    return f"steward:queue-concurrency:{queue}"
+
+
 @functools.cache
 def control_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)

@@ -31,6 +31,21 @@ class JsonLineFormatter(JsonFormatter):
         super().__init__(JSON_FIELDS, *args, **kwargs)
 
 
+# What Dramatiq's worker logs, at WARNING, for every message a middleware skipped.
+SKIPPED_LINE = "Message %s was skipped."
+
+
+class HeldBackSkips(logging.Filter):
+    """Drops Dramatiq's "was skipped" line for a message the queue controls held back (a
+    paused queue, a queue at its concurrency or rate limit): those go back to their queue by
+    design, often many a second, and would drown the lines that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != SKIPPED_LINE or not record.args:
+            return True
+        return not getattr(record.args[0], "held_back", False)
+
+
 def logging_config(*, log_format: str, level: str) -> dict:
     """The `LOGGING` setting for one of the formats "text", "plain" or "json"."""
     formatters = {
@@ -46,10 +61,12 @@ def logging_config(*, log_format: str, level: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"steward": formatters[log_format]},
+        "filters": {"held_back": {"()": HeldBackSkips}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "steward"}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
+            "dramatiq.worker.WorkerThread": {"filters": ["held_back"]},
             # The development server's request lines, in the same format as the rest.
             "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         },

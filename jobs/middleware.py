@@ -105,6 +105,8 @@ class QueueControls(Middleware):
 
     def _put_back(self, broker, message, delay: int | None) -> None:
         broker.enqueue(message_again(message), delay=delay)
+        # Read by the log filter that keeps Dramatiq's "skipped" line for real skips only.
+        message.held_back = True
         raise SkipMessage("held back by a queue control")
 
     def _limited_delay(self) -> int:

@@ -11,7 +11,7 @@ from dramatiq.rate_limits import ConcurrentRateLimiter, WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
 from jobs.conf import conf
-from jobs.control_state import controls_view
+from jobs.control_state import concurrency_key, controls_view
 
 
 def parse_rate_limits(text: str) -> dict[str, tuple[int, int]]:
@@ -57,6 +57,4 @@ def rate_limiter(name: str) -> WindowRateLimiter | None:
 def concurrency_limiter(queue: str, limit: int, *, ttl_ms: int) -> ConcurrentRateLimiter:
     """The fleet-wide cap on a queue's runs executing at once. A slot lives at most `ttl_ms`
     past the latest change to the count, so one a killed worker held comes back."""
-    return ConcurrentRateLimiter(
-        _backend(), f"steward:queue-concurrency:{queue}", limit=limit, ttl=ttl_ms
-    )
+    return ConcurrentRateLimiter(_backend(), concurrency_key(queue), limit=limit, ttl=ttl_ms)

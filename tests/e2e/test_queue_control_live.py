@@ -300,7 +300,7 @@ def test_an_urgent_run_starts_ahead_of_a_backlog_on_a_one_thread_worker(workers)
 def test_a_queue_concurrency_holds_across_two_workers_and_changes_at_run_time(workers):
     # given two workers of four threads, releasing one escrow per batch, and a concurrency of
     # 2 on the money queue (both lanes)
-    workers(2, threads=4, env={"STEWARD_BATCH_SIZE": "1"})
+    fleet = workers(2, threads=4, env={"STEWARD_BATCH_SIZE": "1"})
     due = seed_due_escrows(600)
     queue_concurrency_set(queue="money", concurrency=2, by=OPERATOR)
     time.sleep(CONTROLS_REACH_WORKERS_SECONDS)
@@ -339,6 +339,9 @@ def test_a_queue_concurrency_holds_across_two_workers_and_changes_at_run_time(wo
         assert not overlapping, f"attempt of run #{attempt.run_id} overlapped {overlapping}"
     assert released_count() == 600
     assert_ledger_consistent()
+    # and the runs held back at the limit left no "skipped" warnings in the workers' logs
+    for worker in fleet:
+        assert "was skipped" not in worker.log_text()
 
 
 @pytest.mark.timeout(120)

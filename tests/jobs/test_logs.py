@@ -8,7 +8,10 @@ import sys
 
 import pytest
 from django.conf import settings
+from dramatiq import Message
+from dramatiq.broker import MessageProxy
 
+from jobs.logs import SKIPPED_LINE, HeldBackSkips
 from jobs.runner import job_run_execute
 from jobs.services import job_run_request
 from tests.workers import subprocess_env
@@ -88,3 +91,19 @@ def test_runjob_prints_the_summary_once():
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert output.count("Clean: yes") == 1, output
+
+
+def test_the_skipped_line_of_a_message_held_back_by_the_controls_is_dropped():
+    # given Dramatiq's "skipped" line for a message the controls held back, and for another
+    held_back = MessageProxy(Message("default", "run_x", (1,), {}, {}))
+    held_back.held_back = True
+    skipped = MessageProxy(Message("default", "run_x", (2,), {}, {}))
+
+    def line(message):
+        return logging.LogRecord(
+            "dramatiq.worker.WorkerThread", logging.WARNING, "", 0, SKIPPED_LINE, (message,), None
+        )
+
+    # then the filter keeps only the line of a real skip
+    assert not HeldBackSkips().filter(line(held_back))
+    assert HeldBackSkips().filter(line(skipped))
