@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 
 import redis
 from django.conf import settings
@@ -127,3 +128,24 @@ class ControlsView:
 
 
 controls_view = ControlsView()
+
+# The concurrency slots this process holds, per queue, for its heartbeat to record.
+_slots_held: Counter[str] = Counter()
+_slots_guard = threading.Lock()
+
+
+def slot_taken(queue: str) -> None:
+    with _slots_guard:
+        _slots_held[queue] += 1
+
+
+def slot_returned(queue: str) -> None:
+    with _slots_guard:
+        _slots_held[queue] -= 1
+        if _slots_held[queue] <= 0:
+            del _slots_held[queue]
+
+
+def slots_held() -> dict[str, int]:
+    with _slots_guard:
+        return dict(_slots_held)

@@ -15,6 +15,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from jobs.conf import conf
+from jobs.control_state import slots_held
 from jobs.models import AttemptStatus, JobRunAttempt, WorkerHeartbeat
 
 logger = logging.getLogger("steward.workers")
@@ -109,6 +110,7 @@ class Heartbeat:
                 "started_at": self.started_at,
                 "last_seen_at": now,
                 "attempts": _attempts_now(),
+                "slots": slots_held(),
             },
         )
         if self.role == WorkerHeartbeat.Role.WORKER:

@@ -11,7 +11,7 @@ from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
 
 from jobs.conf import conf
-from jobs.control_state import controls_view
+from jobs.control_state import controls_view, slot_returned, slot_taken
 from jobs.lanes import base_queue, message_again
 
 logger = logging.getLogger("steward.controls")
@@ -86,6 +86,8 @@ class QueueControls(Middleware):
             limiter = concurrency_limiter(queue, limit, ttl_ms=self._slot_ttl(broker))
             if not slots.enter_context(limiter.acquire(raise_on_failure=False)):
                 self._put_back(broker, message, self._limited_delay())
+            slot_taken(queue)
+            slots.callback(slot_returned, queue)
         if controls.rate_limits.get(queue):
             from jobs.ratelimits import rate_limiter
 

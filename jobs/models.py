@@ -281,6 +281,12 @@ class WorkerHeartbeat(models.Model):
     attempts = models.JSONField(
         default=list, help_text="The runs and attempts it is executing: [{run, attempt}]."
     )
+    slots = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The fleet-wide concurrency slots it holds, per queue; the rescue returns "
+        "those of a worker that died holding them.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -54,6 +54,20 @@ def rate_limiter(name: str) -> WindowRateLimiter | None:
     return WindowRateLimiter(_backend(), f"steward:{name}", limit=limit, window=window)
 
 
+# Give back slots, never below zero, keeping the count's time to live.
+_RETURN_SLOTS = """
+local held = tonumber(redis.call('get', KEYS[1]) or '0')
+local left = math.max(held - tonumber(ARGV[1]), 0)
+if redis.call('exists', KEYS[1]) == 1 then redis.call('set', KEYS[1], left, 'KEEPTTL') end
+return left
+"""
+
+
+def concurrency_slots_return(queue: str, count: int) -> int:
+    """Give back `count` slots of a queue that a dead worker held; the count left in use."""
+    return int(_backend().client.eval(_RETURN_SLOTS, 1, concurrency_key(queue), count))
+
+
 def concurrency_limiter(queue: str, limit: int, *, ttl_ms: int) -> ConcurrentRateLimiter:
     """The fleet-wide cap on a queue's runs executing at once. A slot lives at most `ttl_ms`
     past the latest change to the count, so one a killed worker held comes back."""

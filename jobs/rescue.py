@@ -8,6 +8,8 @@ messages leave open (Oban's Lifeline, BullMQ's stalled-job checker).
 - A run still `queued` whose message is in no queue `LOST_RUN_AFTER` seconds after it was sent
   is re-sent once; found lost again, or superseded by a later run, it is closed as `lost`.
 - A fanned-out run whose shards have all ended is ended.
+- The fleet-wide concurrency slots a dead worker held (as its last heartbeat says) are given
+  back, so a queue capped at one is not blocked for good by a killed worker.
 
 Every repair is logged with the run id and recorded in the run's `repairs`. Every job is an
 idempotent sweep, so a re-sent run whose first message was only delayed changes nothing twice.
@@ -45,6 +47,7 @@ from jobs.models import (
     WorkerHeartbeat,
     run_move,
 )
+from jobs.ratelimits import concurrency_slots_return
 from jobs.registry import JobSpec, all_jobs, get_job, register
 from jobs.services import job_runs_send
 
@@ -67,6 +70,7 @@ def runs_rescue(
             if abandoned:
                 counts["runs_abandoned" if dry_run else _take_back(run, now=now)] += 1
     counts.update(_resend_lost_messages(now=now, dry_run=dry_run))
+    counts.update(_return_dead_workers_slots(now=now, dry_run=dry_run))
     for parent_id in _parents_with_every_shard_ended():
         if not dry_run:
             fan_out_finish(parent_id)
@@ -244,6 +248,31 @@ def _superseding_run(run: JobRun) -> int | None:
         .values_list("pk", flat=True)
         .first()
     )
+
+
+def _return_dead_workers_slots(*, now: datetime, dry_run: bool) -> Counter:
+    counts: Counter = Counter()
+    cutoff = now - timedelta(seconds=conf.WORKER_LOST_AFTER)
+    for heartbeat in WorkerHeartbeat.objects.filter(last_seen_at__lt=cutoff).exclude(slots={}):
+        held = sum(heartbeat.slots.values())
+        if dry_run:
+            counts["slots_returned"] += held
+            continue
+        # Emptied first, and only if unchanged: two rescues never return the same slots.
+        if not WorkerHeartbeat.objects.filter(pk=heartbeat.pk, slots=heartbeat.slots).update(
+            slots={}
+        ):
+            continue
+        for queue, count in sorted(heartbeat.slots.items()):
+            concurrency_slots_return(queue, count)
+        counts["slots_returned"] += held
+        logger.warning(
+            "Returned the concurrency slots %s of %s, gone since %s.",
+            heartbeat.slots,
+            heartbeat.name,
+            heartbeat.last_seen_at.isoformat(),
+        )
+    return counts
 
 
 def _parents_with_every_shard_ended() -> list[int]:

@@ -1,13 +1,24 @@
 """The run-time controls: each change is a row, an audit entry and a snapshot published to the
 workers; bad input changes nothing; the workers' middleware and consumer obey the snapshot."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
 from jobs.actors import actor_for
-from jobs.control_state import Controls, controls_read, controls_view, controls_write
+from jobs.conf import conf
+from jobs.control_state import (
+    Controls,
+    controls_read,
+    controls_view,
+    controls_write,
+    slot_returned,
+    slots_held,
+)
 from jobs.controls import (
     fleet_drain_end,
     fleet_drain_start,
@@ -23,9 +34,11 @@ from jobs.fleet import (
     queue_controls,
     rate_limit_overviews,
 )
+from jobs.heartbeats import Heartbeat
 from jobs.middleware import QueueControls, shutdown_requested
-from jobs.models import ControlAction, FleetState, QueueState, RateLimitSetting
+from jobs.models import ControlAction, FleetState, QueueState, RateLimitSetting, WorkerHeartbeat
 from jobs.queues import queue_stats
+from jobs.rescue import runs_rescue
 from jobs.services import job_run_request
 
 pytestmark = pytest.mark.django_db
@@ -301,6 +314,37 @@ def test_a_run_beyond_its_queue_concurrency_is_put_back_until_a_slot_frees(publi
     third = run_message()
     middleware.before_process_message(broker, third)
     middleware.after_process_message(broker, third)
+
+
+@pytest.mark.django_db
+def test_the_slots_a_dead_worker_held_are_given_back_by_the_rescue(publish, broker):
+    # given a concurrency of 1 on the default queue, whose slot this process takes
+    publish(queue_concurrency_set, queue="default", concurrency=1, by="ops")
+    middleware = queue_controls_middleware(broker)
+    middleware.before_process_message(broker, run_message())
+    assert slots_held() == {"default": 1}
+    # and its heartbeat says so, then it dies without giving the slot back
+    Heartbeat(queues=["default"], threads=1).beat()
+    heartbeat = WorkerHeartbeat.objects.get()
+    assert heartbeat.slots == {"default": 1}
+    with pytest.raises(SkipMessage):
+        middleware.before_process_message(broker, run_message())
+
+    # when the rescue runs once its heartbeat is stale
+    later = timezone.now() + timedelta(seconds=conf.WORKER_LOST_AFTER + 1)
+    counts = runs_rescue(now=later)
+
+    # then the slot is back, once: another run may start, and a second rescue returns nothing
+    assert counts["slots_returned"] == 1
+    third = run_message()
+    middleware.before_process_message(broker, third)
+    assert "slots_returned" not in runs_rescue(now=later)
+    heartbeat.refresh_from_db()
+    assert heartbeat.slots == {}
+    middleware.after_process_message(broker, third)
+    # This process's own count still has the "dead" slot; it lives on, so it forgets it here.
+    slot_returned("default")
+    assert slots_held() == {}
 
 
 def test_a_queue_rate_limit_puts_back_the_runs_beyond_it(publish, broker):
