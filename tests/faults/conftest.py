@@ -1,10 +1,12 @@
 import dramatiq
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from django.utils.module_loading import import_string
 from django_dramatiq.apps import DjangoDramatiqConfig
 from django_dramatiq.utils import load_middleware
 
+from jobs.control_state import control_client
 from tests.faults.fleet import Fleet
 from tests.faults.harness import PrivateRedis
 from tests.faults.profile import current_profile
@@ -36,7 +38,8 @@ def private_redis(tmp_path_factory):
 @pytest.fixture
 def fault_broker(private_redis, profile):
     """This process sends its messages to the private Redis too, through a broker built like
-    the one in settings."""
+    the one in settings, and publishes its queue controls (a pause, a resume) there, where the
+    fleet reads them."""
     private_redis.client().flushall()
     config = settings.DRAMATIQ_BROKER
     broker = import_string(config["BROKER"])(
@@ -53,7 +56,10 @@ def fault_broker(private_redis, profile):
     )
     previous = dramatiq.get_broker()
     dramatiq.set_broker(broker)
-    yield broker
+    with override_settings(REDIS_URL=private_redis.url):
+        control_client.cache_clear()
+        yield broker
+    control_client.cache_clear()
     dramatiq.set_broker(previous)
     broker.close()
 

@@ -205,12 +205,25 @@ def terminate_backends(application_names: list[str]) -> int:
         return cursor.fetchone()[0]
 
 
+def blocked_by(application_name: str, pid: int) -> bool:
+    """Whether a backend serving one of our processes waits for a lock the backend `pid`
+    holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s AND %s = ANY(pg_blocking_pids(pid)))",
+            [application_name, pid],
+        )
+        return cursor.fetchone()[0]
+
+
 @contextmanager
-def rows_locked(sql: str, params: list) -> Iterator[None]:
-    """Hold `SELECT ... FOR UPDATE` locks from a connection of our own until the block ends."""
+def rows_locked(sql: str, params: list) -> Iterator[int]:
+    """Hold `SELECT ... FOR UPDATE` locks from a connection of our own until the block ends;
+    the block is given that connection's backend pid."""
     with psycopg.connect(test_database_url(), autocommit=False) as blocker:
         blocker.execute(sql, params)
         try:
-            yield
+            yield blocker.info.backend_pid
         finally:
             blocker.rollback()

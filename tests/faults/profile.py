@@ -28,6 +28,12 @@ class Profile:
     # The fanned-out release killed mid-way: escrows due, and rows per shard.
     fan_out_backlog: int = 1_500
     shard_size: int = 150
+    # Pause-and-cancel rounds: how long the money queue stays paused in each, and the escrows
+    # due when a release is cancelled (in batches of `cancel_batch_size`, so it spans many).
+    control_rounds: int = 1
+    pause_seconds: float = 6.0
+    cancel_backlog: int = 600
+    cancel_batch_size: int = 10
 
 
 PROFILES = {
@@ -44,6 +50,9 @@ PROFILES = {
         scheduler_restarts=3,
         fan_out_backlog=6_000,
         shard_size=500,
+        control_rounds=3,
+        pause_seconds=20.0,
+        cancel_backlog=1_500,
     ),
 }
 

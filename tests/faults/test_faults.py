@@ -11,22 +11,38 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import dramatiq
 import pytest
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from jobs.actors import actor_for
-from jobs.models import FINISHED_STATUSES, AttemptStatus, JobRun, RunStatus, Schedule
+from jobs.audit import control_actions
+from jobs.cancellation import job_run_cancel
+from jobs.controls import queue_pause, queue_resume
+from jobs.models import (
+    FINISHED_STATUSES,
+    AttemptStatus,
+    ControlAction,
+    JobRun,
+    JobRunAttempt,
+    RunStatus,
+    Schedule,
+)
+from jobs.registry import all_jobs
 from jobs.schedules import schedule_update
 from jobs.services import job_run_request
 from ledger.models import Escrow
 from ledger.services.escrows import escrows_due
 from ledger.statuses import EscrowStatus
 from tests.faults.fleet import Fleet, run_and_wait, wait_finished
-from tests.faults.harness import StewardProcess, backends, rows_locked, wait_for
+from tests.faults.harness import StewardProcess, backends, blocked_by, rows_locked, wait_for
 from tests.faults.profile import current_profile
 from tests.faults.verdict import conclude
 from tests.faults.workload import Workload
@@ -73,8 +89,23 @@ def blocked_on_lock(process: StewardProcess, *, table: str = "", wrote: bool = F
     )
 
 
-def enqueue_release(reason: str) -> JobRun:
-    return job_run_request(job="release_escrows", trigger="cli", reason=reason)
+def enqueue_release(reason: str, **options) -> JobRun:
+    return job_run_request(job="release_escrows", trigger="cli", reason=reason, **options)
+
+
+@contextmanager
+def workload_running(workload: Workload, *, horizon: timedelta) -> Iterator[None]:
+    """The workload's operations on a background thread for the length of the block."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=workload.run_until, args=(stop,), kwargs={"horizon": horizon, "pause": 0.2}
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def test_1_sigkill_inside_a_batch_and_after_commit_before_the_ack(fleet):
@@ -459,4 +490,182 @@ def test_8_sigkill_and_a_broker_flush_mid_fan_out(fleet):
         shards_open_at_the_crash=shards_open,
         seconds_to_repair=repaired_in,
         next_run=follow_up.status,
+    )
+
+
+OPERATOR = "fault suite"
+# A worker reads the published controls at most once a second; a pause is obeyed after this.
+PAUSE_REACHES_WORKERS = timedelta(seconds=2)
+
+
+def cancel_in_background(run: JobRun, *, reason: str) -> Future:
+    """`job_run_cancel` on a thread of its own: it may wait for the batch the run is in."""
+
+    def cancel() -> JobRun:
+        try:
+            return job_run_cancel(run=run.pk, by=OPERATOR, reason=reason)
+        finally:
+            connection.close()
+
+    executor = ThreadPoolExecutor(max_workers=1)
+    future = executor.submit(cancel)
+    executor.shutdown(wait=False)
+    return future
+
+
+def money_attempts_started(since: datetime, until: datetime) -> int:
+    """Attempts of the money queue's runs (either lane) that started in [since, until)."""
+    money_jobs = [spec.name for spec in all_jobs() if spec.queue == "money"]
+    return JobRunAttempt.objects.filter(
+        run__job__in=money_jobs, started_at__gte=since, started_at__lt=until
+    ).count()
+
+
+def test_9_a_queue_paused_and_resumed_and_a_run_cancelled_mid_release(fleet):
+    started = time.monotonic()
+    batch_size = PROFILE.cancel_batch_size
+    fleet.workers("w1", "w2", STEWARD_BATCH_SIZE=str(batch_size))
+    workload = Workload(label="control")
+    workload.open_wallets(40)
+    # The cancelled release's last escrows go between these two, outside the random pairs.
+    donor, recipient = workload.open_wallets(2, pooled=False)
+    horizon = timedelta(seconds=PROFILE.pause_seconds + 4)
+    pauses, cancels = [], []
+    with workload_running(workload, horizon=horizon):
+        for _ in range(PROFILE.control_rounds):
+            # given escrows due, and a workload donating, matching, accepting and fulfilling
+            workload.backlog(100)
+
+            # when the money queue is paused, and once the workers know, releases are
+            # requested on both of its lanes (a targeted one is urgent)
+            queue_pause(queue="money", by=OPERATOR, reason="fault suite: paused under load")
+            paused_at = timezone.now()
+            fleet.faults += 1
+            time.sleep(PAUSE_REACHES_WORKERS.total_seconds())
+            targets = list(escrows_due(as_of=timezone.now()).values_list("pk", flat=True)[:5])
+            held = [
+                enqueue_release("requested while money is paused"),
+                enqueue_release(
+                    "a targeted release while money is paused", params={"escrow_ids": targets}
+                ),
+            ]
+            time.sleep(max(0.0, PROFILE.pause_seconds - PAUSE_REACHES_WORKERS.total_seconds()))
+
+            # then no money run started while paused, and the runs requested meanwhile wait
+            resumed_at = timezone.now()
+            started_while_paused = money_attempts_started(
+                paused_at + PAUSE_REACHES_WORKERS, resumed_at
+            )
+            assert started_while_paused == 0
+            assert not JobRunAttempt.objects.filter(run__in=held).exists()
+            assert all(
+                status == RunStatus.QUEUED
+                for status in JobRun.objects.filter(pk__in=[r.pk for r in held]).values_list(
+                    "status", flat=True
+                )
+            )
+
+            # when the queue is resumed, then every run held back runs, on both lanes
+            queue_resume(queue="money", by=OPERATOR, reason="fault suite: resumed")
+            held = [wait_finished(run.pk, timeout=120) for run in held]
+            assert [run.status for run in held] == [RunStatus.SUCCEEDED] * 2, [
+                run.status_reason for run in held
+            ]
+            # (the targeted run is urgent; the sweep beside it may release its escrows first)
+            assert held[1].urgent
+            released = Escrow.objects.filter(
+                pk__in=targets, status=EscrowStatus.RELEASED, released_by_run__in=held
+            )
+            assert released.count() == len(targets)
+            first_start = min(run.started_at for run in held)
+            pauses.append(
+                {
+                    "paused_seconds": round((resumed_at - paused_at).total_seconds(), 1),
+                    "money_attempts_started_while_paused": started_while_paused,
+                    "seconds_from_resume_to_first_start": round(
+                        (first_start - resumed_at).total_seconds(), 1
+                    ),
+                }
+            )
+
+            # given a release of many small batches under way, held inside one of them by a
+            # lock on the wallets of the escrows due last
+            workload.backlog(PROFILE.cancel_backlog)
+            workload.backlog(PROFILE.cancel_backlog // 2, donor=donor, recipient=recipient)
+            due = escrows_due(as_of=timezone.now()).count()
+            with rows_locked(LOCK_WALLETS, [[donor.pk, recipient.pk]]) as locker:
+                run = enqueue_release("cancelled mid-release")
+                runner = runner_of(run, fleet)
+                wait_for(
+                    lambda w=runner, pid=locker: blocked_by(w.application_name, pid),
+                    timeout=180,
+                    message="the run inside a batch on the locked wallets",
+                )
+                committed = released_by(run)
+                assert committed >= batch_size
+
+                # when an operator cancels it
+                cancel = cancel_in_background(run, reason="fault suite: cancelled")
+                fleet.faults += 1
+                time.sleep(0.5)
+                cancel_waited = not cancel.done()
+            asked = cancel.result(timeout=30)
+
+            # then it stays running until its next batch boundary, and ends cancelled, with
+            # who and why, keeping every batch it committed, the one it was in included
+            assert asked.status == RunStatus.RUNNING
+            run = wait_finished(run.pk, timeout=60)
+            kept = released_by(run)
+            assert run.status == RunStatus.CANCELLED, run.status_reason
+            assert run.cancel_requested_by == OPERATOR
+            assert "fault suite: cancelled" in run.status_reason
+            assert run.summary == {"escrows_done": kept}
+            assert committed < kept <= committed + 2 * batch_size
+            assert kept < due
+            assert list(run.attempts.values_list("status", flat=True)) == [AttemptStatus.CANCELLED]
+
+            # and the next release releases the rest
+            rest = run_and_wait("release_escrows", reason="after a cancelled release")
+            assert rest.status == RunStatus.SUCCEEDED, rest.status_reason
+            assert escrows_due(as_of=rest.as_of).count() == 0
+            cancels.append(
+                {
+                    "run": run.pk,
+                    "escrows_due": due,
+                    "escrows_committed_at_the_cancel": committed,
+                    "escrows_kept": kept,
+                    "cancel_waited_for_the_batch": cancel_waited,
+                    "released_by_the_next_run": released_by(rest),
+                }
+            )
+
+    # every control action is in the audit trail
+    audited = dict(ControlAction.objects.values_list("action").annotate(n=Count("pk")).order_by())
+    rounds = PROFILE.control_rounds
+    assert audited == {
+        ControlAction.Action.QUEUE_PAUSED: rounds,
+        ControlAction.Action.QUEUE_RESUMED: rounds,
+        ControlAction.Action.RUN_CANCELLED: rounds,
+    }
+    assert control_actions(target="money").count() == 2 * rounds
+
+    # once the holds the workload made to end within its horizon have ended (an accepted
+    # match's hold is the full 48 hours), a last release sweeps them all
+    soon = timezone.now() + horizon
+    last_hold = max(h for e in workload.escrows.values() if (h := e.hold_until) <= soon)
+    time.sleep(max(0.0, (last_hold - timezone.now()).total_seconds() + 1))
+    final = run_and_wait("release_escrows", reason="end of the pause and cancel scenario")
+    assert final.status == RunStatus.SUCCEEDED, final.status_reason
+
+    conclude(
+        "9. queue paused/resumed, run cancelled",
+        fleet=fleet,
+        workload=workload,
+        started=started,
+        paused_window_obeyed=all(
+            pause["money_attempts_started_while_paused"] == 0 for pause in pauses
+        ),
+        cancelled_runs_kept_their_batches=all(cancel["escrows_kept"] > 0 for cancel in cancels),
+        pauses=pauses,
+        cancels=cancels,
     )

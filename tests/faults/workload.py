@@ -63,21 +63,26 @@ class Workload:
         self.fulfilled: set[int] = set()
         self.operations: Counter = Counter()
         self.errors: list[str] = []
+        # Held by each operation of the background thread and by a backlog made meanwhile, so
+        # the two never update the model (or lock wallets) at once.
+        self.lock = threading.Lock()
 
     # --- Operations -----------------------------------------------------------------------
 
-    def open_wallets(self, count: int, *, balance: int = 50_000_000) -> list[Wallet]:
+    def open_wallets(
+        self, count: int, *, balance: int = 50_000_000, pooled: bool = True
+    ) -> list[Wallet]:
+        """Funded wallets; random operations pick only `pooled` ones (the others are used only
+        where named)."""
         users = get_user_model().objects.bulk_create(
-            [
-                get_user_model()(username=f"{self.label}-{len(self.wallets) + i}")
-                for i in range(count)
-            ]
+            [get_user_model()(username=f"{self.label}-{len(self.base) + i}") for i in range(count)]
         )
         opened = Wallet.objects.bulk_create([Wallet(user=user) for user in users])
         for wallet in opened:
             wallet_deposit(wallet=wallet, amount=balance, reference=f"{self.label}-{wallet.pk}")
             self.base[wallet.pk] = Balances(spendable=balance)
-        self.wallets += opened
+        if pooled:
+            self.wallets += opened
         return opened
 
     def _pick_pair(self, donor: Wallet | None, recipient: Wallet | None) -> tuple[Wallet, Wallet]:
@@ -110,12 +115,22 @@ class Workload:
         self.base[recipient].receivable += amount
         self.escrows[escrow.pk] = PlannedEscrow(donor, recipient, amount, escrow.hold_until)
 
-    @transaction.atomic
-    def backlog(self, count: int, *, due: bool = True) -> None:
-        """Escrows already past their hold (or, with `due=False`, a day from the end of it)."""
-        for _ in range(count):
-            seconds = -self.rng.randrange(1, 3_600) if due else self.rng.randrange(3_600, 86_400)
-            self.donate(due_in=timedelta(seconds=seconds))
+    def backlog(
+        self,
+        count: int,
+        *,
+        due: bool = True,
+        donor: Wallet | None = None,
+        recipient: Wallet | None = None,
+    ) -> None:
+        """Escrows already past their hold (or, with `due=False`, a day from the end of it),
+        between random wallets unless `donor` or `recipient` is given."""
+        with self.lock, transaction.atomic():
+            for _ in range(count):
+                seconds = (
+                    -self.rng.randrange(1, 3_600) if due else self.rng.randrange(3_600, 86_400)
+                )
+                self.donate(due_in=timedelta(seconds=seconds), donor=donor, recipient=recipient)
 
     def propose_match(self, *, expires_in: timedelta) -> Match:
         donor, recipient = self._pick_pair(None, None)
@@ -186,7 +201,8 @@ class Workload:
         try:
             while not stop.is_set():
                 try:
-                    self.step(horizon=horizon)
+                    with self.lock:
+                        self.step(horizon=horizon)
                 except Exception as exc:
                     logger.exception("workload operation failed")
                     self.errors.append(f"{type(exc).__name__}: {exc}")
