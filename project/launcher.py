@@ -97,6 +97,7 @@ def banner(host: str, port: int) -> str:
             f"  Dashboard  {site}/dashboard/",
             f"  Admin      {site}/admin/",
             f"  API docs   {site}/api/docs/",
+            f"  Health     {site}/readyz (every check: database, Redis, scheduler, workers)",
             f"  Operator   {manage} createsuperuser",
             f"  API token  {manage} drf_create_token USERNAME",
             "  Logs       here, prefixed by process; every run's outcome is in the dashboard too",

@@ -7,11 +7,14 @@ from datetime import datetime, timedelta
 import factory
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from ledger.models import Donation, DonationCycle, Match, Wallet
+from ledger.models import Donation, DonationCycle, Escrow, Match, Wallet
+from ledger.services.demo import DemoPlan, demo_seed
 from ledger.services.donations import donation_create, match_create, wallet_deposit
 from ledger.services.escrows import escrows_release_due
+from ledger.statuses import EscrowStatus
 
 HOLD = timedelta(hours=settings.ESCROW_HOLD_HOURS)
 
@@ -82,3 +85,23 @@ def obligated_cycle(
     donation = donation_at(at=released_at - HOLD, amount=amount, recipient=wallet)
     escrows_release_due(as_of=released_at)
     return DonationCycle.objects.get(donation=donation)
+
+
+def seeded_due_escrow_ids(count: int, *, seed: int = 7) -> list[int]:
+    """About `count` escrows past their hold, between demo users, for a release that takes a
+    while in small batches; their ids in order."""
+    demo_seed(
+        plan=DemoPlan(
+            users=count // 4,
+            seed=seed,
+            holding_escrows=4.0,
+            due_escrow_share=1.0,
+            pending_matches=0,
+            obligated_cycles=0,
+        )
+    )
+    return list(
+        Escrow.objects.filter(status=EscrowStatus.HOLDING, hold_until__lte=timezone.now())
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

@@ -48,32 +48,44 @@ def manage_py(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 class WorkerProcess:
-    def __init__(self, *, log_path: Path, threads: int = 2, env: dict[str, str] | None = None):
+    """A worker started by `manage.py rundramatiq` (or `runworker`, whose shutdown timeout is
+    STEWARD_SHUTDOWN_TIMEOUT); `start` launches and waits, or `launch` several and then
+    `wait_ready` for each, so that they start at once."""
+
+    def __init__(
+        self,
+        *,
+        log_path: Path,
+        threads: int = 2,
+        env: dict[str, str] | None = None,
+        command: str = "rundramatiq",
+    ):
         self.log_path = log_path
         self.threads = threads
         self.extra_env = env or {}
+        self.command = command
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> WorkerProcess:
         self._log = open(self.log_path, "w")  # noqa: SIM115 - kept open for the process' life
+        args = ["--processes", "1", "--threads", str(self.threads)]
+        if self.command == "rundramatiq":
+            args += ["--worker-shutdown-timeout", "20000"]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "rundramatiq",
-                "--processes",
-                "1",
-                "--threads",
-                str(self.threads),
-                "--worker-shutdown-timeout",
-                "20000",
-            ],
+            [sys.executable, "manage.py", self.command, *args],
             cwd=settings.BASE_DIR,
             env=subprocess_env(**self.extra_env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if READY_LINE in self.log_text():

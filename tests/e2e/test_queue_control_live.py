@@ -35,10 +35,10 @@ from jobs.models import (
 from jobs.queues import queue_names, queue_stats
 from jobs.services import job_run_request
 from ledger.models import Escrow, Transfer
-from ledger.services.demo import DemoPlan, demo_seed
 from ledger.statuses import EscrowStatus
+from tests.factories import seeded_due_escrow_ids
 from tests.invariants import assert_ledger_consistent
-from tests.workers import READY_LINE, WorkerProcess, subprocess_env
+from tests.workers import WorkerProcess, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -56,50 +56,15 @@ def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
     raise AssertionError(f"timed out waiting for {message}")
 
 
-class Worker(WorkerProcess):
-    """A worker started by `manage.py rundramatiq` or `runworker`, launched and awaited apart
-    so that several start at once."""
-
-    def __init__(self, *, command: str = "rundramatiq", **options) -> None:
-        super().__init__(**options)
-        self.command = command
-
-    def launch(self) -> Worker:
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - kept open for the process' life
-        args = ["--processes", "1", "--threads", str(self.threads)]
-        if self.command == "rundramatiq":
-            args += ["--worker-shutdown-timeout", "20000"]
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", self.command, *args],
-            cwd=settings.BASE_DIR,
-            env=subprocess_env(**self.extra_env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if READY_LINE in self.log_text():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"worker did not start:\n{self.log_text()}")
-
-
 @pytest.fixture
 def workers(broker, tmp_path):
     """Start worker processes at once: `workers(2, threads=4, env={...})`; all are stopped
     afterwards."""
-    started: list[Worker] = []
+    started: list[WorkerProcess] = []
 
     def start(count: int = 1, *, command: str = "rundramatiq", threads: int = 2, env=None):
         batch = [
-            Worker(
+            WorkerProcess(
                 command=command,
                 log_path=tmp_path / f"worker-{len(started) + index}.log",
                 threads=threads,
@@ -127,24 +92,6 @@ def no_limiter_counts(broker):
 
 def stats():
     return {queue.name: queue for queue in queue_stats()}
-
-
-def seed_due_escrows(count: int) -> list[int]:
-    demo_seed(
-        plan=DemoPlan(
-            users=count // 4,
-            seed=11,
-            holding_escrows=4.0,
-            due_escrow_share=1.0,
-            pending_matches=0,
-            obligated_cycles=0,
-        )
-    )
-    return list(
-        Escrow.objects.filter(status=EscrowStatus.HOLDING, hold_until__lte=timezone.now())
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
 
 
 def released_count() -> int:
@@ -221,7 +168,7 @@ def test_a_paused_queue_starts_nothing_on_either_lane_and_loses_nothing(workers)
 def test_cancelling_a_queued_and_a_running_release_through_a_real_worker(workers):
     # given a worker releasing escrows ten at a time, and thousands of escrows due
     (worker,) = workers(1, env={"STEWARD_BATCH_SIZE": "10"})
-    due = seed_due_escrows(3_000)
+    due = seeded_due_escrow_ids(3_000)
 
     # when a queued run is cancelled before a worker takes it
     queue_pause(queue="default", by=OPERATOR)
@@ -301,7 +248,7 @@ def test_a_queue_concurrency_holds_across_two_workers_and_changes_at_run_time(wo
     # given two workers of four threads, releasing one escrow per batch, and a concurrency of
     # 2 on the money queue (both lanes)
     fleet = workers(2, threads=4, env={"STEWARD_BATCH_SIZE": "1"})
-    due = seed_due_escrows(600)
+    due = seeded_due_escrow_ids(600)
     queue_concurrency_set(queue="money", concurrency=2, by=OPERATOR)
     time.sleep(CONTROLS_REACH_WORKERS_SECONDS)
 
@@ -387,7 +334,7 @@ def test_a_worker_stopped_mid_release_hands_the_run_back_and_exits_0(workers, br
     (worker,) = workers(
         1, command="runworker", env={"STEWARD_SHUTDOWN_TIMEOUT": "10", "STEWARD_BATCH_SIZE": "20"}
     )
-    due = seed_due_escrows(6_000)
+    due = seeded_due_escrow_ids(6_000)
     run = job_run_request(job="release_escrows", trigger="api")
     wait_for(lambda: released_count() > 0, message="the first batches")
 

@@ -14,9 +14,8 @@ from jobs.models import AttemptStatus, JobRun, RunStatus, Schedule
 from jobs.runner import job_run_execute
 from jobs.services import job_run_request
 from ledger.models import Escrow, Transfer
-from ledger.services.demo import DemoPlan, demo_seed
 from ledger.statuses import EscrowStatus
-from tests.factories import HOLD, donation_at
+from tests.factories import HOLD, donation_at, seeded_due_escrow_ids
 from tests.invariants import assert_ledger_consistent
 from tests.workers import WorkerProcess
 
@@ -73,22 +72,6 @@ def test_a_duplicated_tick_message_through_the_worker_gives_one_run_and_one_effe
     assert_ledger_consistent()
 
 
-def seed_due_escrows(count: int) -> int:
-    demo_seed(
-        plan=DemoPlan(
-            users=count // 4,
-            seed=7,
-            holding_escrows=4.0,
-            due_escrow_share=1.0,
-            pending_matches=0,
-            obligated_cycles=0,
-        )
-    )
-    return Escrow.objects.filter(
-        status=EscrowStatus.HOLDING, hold_until__lte=timezone.now()
-    ).count()
-
-
 def advisory_locks_held() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -107,7 +90,7 @@ def test_a_worker_stopped_mid_run_leaves_consistent_state_and_the_next_run_finis
     tmp_path, fault
 ):
     # given a large backlog of due escrows, released in small batches by a real worker
-    due = seed_due_escrows(8_000)
+    due = len(seeded_due_escrow_ids(8_000))
     worker = WorkerProcess(log_path=tmp_path / "worker.log", env={"STEWARD_BATCH_SIZE": "50"})
     worker.start()
     run = job_run_request(job="release_escrows", trigger="cli", reason=f"{fault} test")

@@ -7,15 +7,12 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from jobs.controls import fleet_drain_start
 from jobs.fleet import fleet_draining, runs_executing
 from jobs.models import ControlAction, FleetState, JobRun, RunStatus, Trigger
 from jobs.services import job_run_request
-from ledger.models import Escrow
-from ledger.services.demo import DemoPlan, demo_seed
-from ledger.statuses import EscrowStatus
+from tests.factories import seeded_due_escrow_ids
 from tests.workers import WorkerProcess, manage_py
 
 
@@ -123,28 +120,11 @@ def test_a_drained_worker_takes_no_new_message_until_the_drain_ends(worker_proce
     assert run.status == RunStatus.SUCCEEDED, worker_process.log_text()
 
 
-def _due_escrows(count: int) -> int:
-    """Escrows past their hold, for a release sweep that takes a while in small batches."""
-    demo_seed(
-        plan=DemoPlan(
-            users=count // 4,
-            seed=16,
-            holding_escrows=4.0,
-            due_escrow_share=1.0,
-            pending_matches=0,
-            obligated_cycles=0,
-        )
-    )
-    return Escrow.objects.filter(
-        status=EscrowStatus.HOLDING, hold_until__lte=timezone.now()
-    ).count()
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_drain_times_out_naming_the_run_still_executing(broker, tmp_path):
     # given a release sweep of a few thousand due escrows, in batches of 5, on a real worker
-    due = _due_escrows(4_000)
+    due = len(seeded_due_escrow_ids(4_000, seed=16))
     worker = WorkerProcess(log_path=tmp_path / "worker.log", env={"STEWARD_BATCH_SIZE": "5"})
     worker.start()
     try:
