@@ -10,13 +10,14 @@ from django.template.response import TemplateResponse
 from redis.exceptions import RedisError
 
 from jobs.admin.tools import ReasonForm, refusal_text
+from jobs.dead_letters import queue_dead_letters, queue_delete_dead, queue_requeue_dead
 from jobs.exceptions import (
     DELETE_DEAD_PERMISSION,
     REQUEUE_DEAD_PERMISSION,
     VIEW_RUNS_PERMISSION,
     StewardError,
 )
-from jobs.queues import queue_dead_letters, queue_delete_dead, queue_names, queue_requeue_dead
+from jobs.queues import queue_names
 
 # The page lists this many; "all" acts on every dead letter of the queue.
 LETTERS_SHOWN = 100

@@ -20,13 +20,13 @@ from jobs.dashboard.forms import (
     cleaned_or_error,
     reason_or_error,
 )
+from jobs.dead_letters import queue_dead_letters, queue_delete_dead, queue_requeue_dead
 from jobs.exceptions import (
     DELETE_DEAD_PERMISSION,
     REQUEUE_DEAD_PERMISSION,
     VIEW_RUNS_PERMISSION,
     UnknownDeadLetter,
 )
-from jobs.queues import queue_dead_letters, queue_delete_dead, queue_requeue_dead
 
 logger = logging.getLogger("steward.dashboard")
 

@@ -9,9 +9,10 @@ import pytest
 from django.urls import reverse
 
 from jobs.actors import actor_for
+from jobs.dead_letters import queue_dead_letters
 from jobs.fleet import controlled_queues, fleet_draining
 from jobs.models import ControlAction, JobRun, QueueState, RateLimitSetting, RunStatus, Trigger
-from jobs.queues import queue_dead_letters, queue_stats
+from jobs.queues import queue_stats
 from jobs.services import job_run_request
 from tests.api.helpers import user_with
 

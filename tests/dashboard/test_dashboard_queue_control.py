@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs.actors import actor_for
+from jobs.dead_letters import queue_dead_letters
 from jobs.models import (
     ControlAction,
     FleetState,
@@ -19,7 +20,7 @@ from jobs.models import (
     RunStatus,
     Trigger,
 )
-from jobs.queues import queue_dead_letters, queue_stats
+from jobs.queues import queue_stats
 from jobs.services import job_run_request
 from tests.api.helpers import TRIGGER, finished_run, user_with
 from tests.scheduling.test_queues import dead_letter_one

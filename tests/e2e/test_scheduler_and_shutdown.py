@@ -171,7 +171,8 @@ def test_a_real_worker_exports_dramatiq_prometheus_metrics(tmp_path):
 
 def test_a_requeued_dead_letter_is_run_by_a_real_worker(broker, tmp_path):
     from jobs.actors import actor_for
-    from jobs.queues import queue_requeue_dead, queue_stats
+    from jobs.dead_letters import queue_requeue_dead
+    from jobs.queues import queue_stats
 
     # given a queued run whose message was dead-lettered before any worker ran it
     run = job_run_request(enqueue=False, job="expire_matches", trigger="cli", reason="dead letter")

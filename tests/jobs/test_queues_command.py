@@ -11,8 +11,9 @@ from django.core.management import CommandError, call_command
 
 from jobs.actors import actor_for
 from jobs.controls import fleet_drain_start, queue_concurrency_set, queue_pause, rate_limit_set
+from jobs.dead_letters import queue_dead_letters
 from jobs.models import ControlAction, JobRun, QueueState, RateLimitSetting, RunStatus, Trigger
-from jobs.queues import queue_dead_letters, queue_stats
+from jobs.queues import queue_stats
 from jobs.services import job_run_request
 from tests.workers import manage_py
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from jobs.actors import actor_for
 from jobs.conf import conf
+from jobs.dead_letters import queue_requeue_dead
 from jobs.models import JobRun, RunStatus, Trigger
-from jobs.queues import queue_requeue_dead
 from jobs.schedules import schedule_create
 from jobs.scheduling import job_pause, schedules_tick
 from jobs.services import job_run_request

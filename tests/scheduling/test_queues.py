@@ -6,15 +6,10 @@ import pytest
 from django.test import override_settings
 
 from jobs.actors import actor_for
+from jobs.dead_letters import queue_dead_letters, queue_requeue_dead
 from jobs.exceptions import InvalidInput
 from jobs.models import ControlAction, JobRun, RunStatus, Trigger
-from jobs.queues import (
-    UnknownQueue,
-    queue_clear,
-    queue_dead_letters,
-    queue_requeue_dead,
-    queue_stats,
-)
+from jobs.queues import UnknownQueue, queue_clear, queue_stats
 from jobs.ratelimits import rate_limiter
 from jobs.services import job_run_request
 

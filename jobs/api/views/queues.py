@@ -25,6 +25,7 @@ from jobs.api.serializers.queues import (
 )
 from jobs.api.views.common import errors, model_permission, ok, with_schedules
 from jobs.controls import queue_concurrency_set, queue_pause, queue_resume
+from jobs.dead_letters import queue_dead_letters, queue_delete_dead, queue_requeue_dead
 from jobs.exceptions import (
     CLEAR_QUEUE_PERMISSION,
     DELETE_DEAD_PERMISSION,
@@ -34,13 +35,7 @@ from jobs.exceptions import (
     VIEW_RUNS_PERMISSION,
 )
 from jobs.fleet import controlled_queues, fleet_draining, queue_controls, queue_overviews
-from jobs.queues import (
-    queue_clear,
-    queue_dead_letters,
-    queue_delete_dead,
-    queue_names,
-    queue_requeue_dead,
-)
+from jobs.queues import queue_clear, queue_names
 
 QUEUE_NAME = OpenApiParameter(
     "name",

@@ -9,6 +9,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.controls import queue_concurrency_set, queue_pause, queue_resume, rate_limit_set
+from jobs.dead_letters import queue_dead_letters, queue_delete_dead, queue_requeue_dead
 from jobs.exceptions import InvalidInput, StewardError
 from jobs.fleet import (
     RateLimitOverview,
@@ -19,7 +20,7 @@ from jobs.fleet import (
     rate_limit_overviews,
 )
 from jobs.management.commands._listing import add_who_and_why, table, who_and_why, without_usage
-from jobs.queues import queue_clear, queue_dead_letters, queue_delete_dead, queue_requeue_dead
+from jobs.queues import queue_clear
 
 DEFAULT = "default"
 DEAD_LETTER_LIMIT_MAX = 500
