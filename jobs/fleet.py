@@ -24,6 +24,7 @@ from jobs.models import (
 )
 from jobs.queues import queue_names, queue_stats
 from jobs.ratelimits import parse_rate_limits
+from jobs.registry import get_job
 
 
 class UnknownRateLimit(NotFoundError, LookupError):
@@ -188,3 +189,14 @@ def runs_executing() -> list[JobRunAttempt]:
 def fleet_workers() -> list[WorkerHeartbeat]:
     """Every worker and scheduler process that beat, the schedulers first."""
     return list(WorkerHeartbeat.objects.order_by("role", "name"))
+
+
+def run_held_back(run) -> str:
+    """Why a queued run will not start yet, for the person who just asked for it: its queue is
+    paused or the fleet drains ("" when neither)."""
+    queue = get_job(run.job).queue
+    if FleetState.objects.filter(draining=True).exists():
+        return "the workers are draining; it starts once the drain ends"
+    if QueueState.objects.filter(queue=queue, paused=True).exists():
+        return f"the {queue} queue is paused; it starts once the queue is resumed"
+    return ""

@@ -5,7 +5,7 @@ list)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +24,7 @@ from jobs.admin.tools import (
 )
 from jobs.dashboard.forms import ParamsField, invalid_input_text, params_from_text, params_hint
 from jobs.exceptions import InvalidInput
+from jobs.fleet import run_held_back
 from jobs.models import ControlAction, JobState, Trigger
 from jobs.registry import all_jobs, get_job
 from jobs.scheduling import job_pause, job_resume
@@ -147,6 +148,10 @@ class JobStateAdmin(JobPermissions, ReadOnlyAdmin):
                 ]
             for run in runs:
                 self.message_user(request, f"{label}: queued {run.job} run #{run.pk}.")
+                if held_back := run_held_back(run):
+                    self.message_user(
+                        request, f"Run #{run.pk} has not started: {held_back}.", messages.WARNING
+                    )
 
         hints = " ".join(params_hint(get_job(job)) for job in jobs)
         return with_form(

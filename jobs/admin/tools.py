@@ -31,6 +31,7 @@ from jobs.exceptions import (
     InvalidInput,
     StewardError,
 )
+from jobs.fleet import run_held_back
 from jobs.models import Trigger
 from jobs.panels import money_text
 from jobs.selectors import NextRun
@@ -306,6 +307,10 @@ def enqueue_job_action(
             job=job, trigger=Trigger.ADMIN, requested_by=request.user.get_username(), reason=reason
         )
         modeladmin.message_user(request, f"Queued {job} run #{run.pk}.", messages.SUCCESS)
+        if held_back := run_held_back(run):
+            modeladmin.message_user(
+                request, f"Run #{run.pk} has not started: {held_back}.", messages.WARNING
+            )
 
     return with_reason(
         modeladmin,

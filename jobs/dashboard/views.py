@@ -39,6 +39,7 @@ from jobs.exceptions import (
     TRIGGER_PERMISSION,
     UnknownJob,
 )
+from jobs.fleet import run_held_back
 from jobs.models import JobRun, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
@@ -196,6 +197,8 @@ def job_action(request: HttpRequest, name: str) -> HttpResponse:
         shown = f" ({params_text(run.params)})" if run.params else ""
         lane = " on the urgent lane" if run.urgent else ""
         messages.success(request, f"{label} of {name}{shown} queued as run #{run.pk}{lane}.")
+        if held_back := run_held_back(run):
+            messages.warning(request, f"Run #{run.pk} has not started: {held_back}.")
     else:
         service = job_pause if action == "pause" else job_resume
         service(job=name, by=by, reason=reason)

@@ -9,12 +9,14 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from jobs.actors import actor_for
+from jobs.controls import queue_pause
 from jobs.exceptions import (
     CLEAR_QUEUE_PERMISSION,
     DELETE_DEAD_PERMISSION,
     PAUSE_QUEUE_PERMISSION,
     QUEUE_LIMITS_PERMISSION,
     REQUEUE_DEAD_PERMISSION,
+    TRIGGER_PERMISSION,
     VIEW_RUNS_PERMISSION,
 )
 from jobs.fleet import controlled_queues
@@ -171,6 +173,22 @@ def test_the_queue_list_shows_each_lane_with_its_controls_and_the_drain(api, bro
 
 
 # --- Pause and resume ---------------------------------------------------------------------------
+
+
+def test_a_run_triggered_on_a_paused_queue_is_told_it_waits(broker):
+    # given the default queue paused, and an operator who may trigger runs
+    queue_pause(queue="default", by="ops")
+    api = APIClient()
+    api.force_authenticate(user_with(TRIGGER_PERMISSION))
+
+    # when a run of one of its jobs is triggered
+    response = api.post("/api/v1/jobs/expire_matches/trigger", {"reason": "by hand"}, format="json")
+
+    # then it is queued, and the answer says why it does not start yet
+    assert response.status_code == 202
+    assert response.json()["message"].endswith(
+        "not started yet: the default queue is paused; it starts once the queue is resumed"
+    )
 
 
 def test_pausing_and_resuming_a_queue_is_recorded_with_who_and_why(api, operator, broker):

@@ -613,3 +613,16 @@ def test_a_paused_queue_keeps_its_run_until_resumed_through_a_real_worker(worker
         ControlAction.Action.QUEUE_PAUSED,
         ControlAction.Action.QUEUE_RESUMED,
     ]
+
+
+@pytest.mark.django_db
+def test_runjob_says_when_a_run_it_queued_waits_for_a_paused_queue(broker):
+    # given the default queue paused
+    queue_pause(queue="default", by="ops")
+
+    # when a run of one of its jobs is sent to the workers
+    out = StringIO()
+    call_command("runjob", "expire_matches", "--enqueue", stdout=out)
+
+    # then the command says the run waits, and why
+    assert "Not started yet: the default queue is paused" in out.getvalue()

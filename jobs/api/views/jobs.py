@@ -23,6 +23,7 @@ from jobs.api.serializers.jobs import (
 )
 from jobs.api.views.common import errors, model_permission, ok, with_schedules
 from jobs.exceptions import PAUSE_PERMISSION, TRIGGER_PERMISSION
+from jobs.fleet import run_held_back
 from jobs.models import Trigger
 from jobs.registry import all_jobs, get_job
 from jobs.scheduling import job_pause, job_resume
@@ -118,6 +119,8 @@ class JobTriggerApi(APIView):
         message = f"Job '{name}' triggered: {mode} #{run.pk}"
         if run.replayed:
             message = f"Job '{name}' was already triggered with this key: {mode} #{run.pk}"
+        elif held_back := run_held_back(run):
+            message += f"; not started yet: {held_back}"
         response = ok(TriggerResponse, run, code=status.HTTP_202_ACCEPTED, message=message)
         if run.replayed:
             response[REPLAYED_HEADER] = "true"

@@ -12,6 +12,7 @@ from django.utils import timezone
 from jobs.cancellation import job_run_cancel
 from jobs.conf import conf
 from jobs.exceptions import InvalidInput, StewardError, UnknownJob
+from jobs.fleet import run_held_back
 from jobs.lanes import lane_queue
 from jobs.management.commands._listing import MAX_BY_LENGTH, who_and_why, without_usage
 from jobs.models import JobRun, RunStatus, Trigger
@@ -220,6 +221,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Queued {name} run #{run.pk}{targets} on {queue} (message {run.message_id})"
             )
+            if held_back := run_held_back(run):
+                self.stdout.write(self.style.WARNING(f"Not started yet: {held_back}."))
             if options["wait"]:
                 return self._wait(run, timeout=options["timeout"])
             return run
