@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from redis.exceptions import RedisError
 
 from jobs.admin.audit import audit_link
@@ -161,7 +162,9 @@ class QueueStateAdmin(JobPermissions, ReadOnlyAdmin):
                 for overview in overviews
             ),
         )
-        return format_html("<table style='width:auto;margin:0'>{}{}</table>", LANE_HEAD, rows)
+        return format_html(
+            "<table style='width:auto;margin:0'>{}{}</table>", mark_safe(LANE_HEAD), rows
+        )
 
     def _dead_link(self, overview: QueueOverview):
         url = reverse("admin:jobs_queuestate_dead_letters", args=[overview.name])

@@ -21,6 +21,7 @@ from jobs.exceptions import (
     RunNotRetryable,
     UnknownRun,
 )
+from jobs.fleet import run_held_back
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
@@ -47,6 +48,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         and not stopping
         and request.user.has_perm(CANCEL_PERMISSION),
         "stopping": stopping,
+        "held_back": run_held_back(run) if run.status == RunStatus.QUEUED else "",
         "retries": run.retries.order_by("id"),
         "refresh_seconds": 0 if run.is_finished else conf.DASHBOARD_REFRESH_SECONDS,
     }

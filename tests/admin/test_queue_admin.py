@@ -98,6 +98,8 @@ def test_the_list_shows_every_controlled_queue_with_lanes_counts_and_controls(
     engine = row_with(page, ">engine<")
     assert "paused" in engine and "3" in engine and "run time" in engine
     assert "100 per 60 s" in row_with(page, ">money<")
+    # and the lanes' table is markup, not text shown as it is
+    assert "&lt;tr" not in page and "<td style='padding:0 .8em 0 0;border:0'>lane</td>" in page
     # and no one adds or deletes a row by hand
     assert "addlink" not in page
     assert 'value="delete_selected"' not in page

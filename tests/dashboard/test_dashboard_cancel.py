@@ -5,6 +5,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs.controls import queue_pause
 from jobs.models import ControlAction, JobRun, RunStatus, Trigger
 from jobs.services import job_run_request
 from tests.api.helpers import TRIGGER, finished_run, user_with
@@ -164,3 +165,14 @@ def test_run_now_can_ask_for_the_urgent_lane(urgent):
 
 def test_the_urgent_box_shows_only_to_whoever_may_trigger():
     assert 'name="urgent"' not in logged_in().get(DASHBOARD).content.decode()
+
+
+def test_a_queued_run_of_a_paused_queue_says_why_it_has_not_started():
+    # given a queued run, then its queue paused
+    run = queued_run()
+    client = logged_in()
+    assert 'id="held-back"' not in run_page(client, run)
+    queue_pause(queue="default", by="ops")
+
+    # then its page says it waits for the queue to be resumed
+    assert "not started yet: the default queue is paused" in run_page(client, run)
