@@ -5,6 +5,7 @@ actor: every minute it records the runs of the schedules due and sends them.
 """
 
 import threading
+from datetime import UTC, datetime
 
 import dramatiq
 import pendulum
@@ -14,6 +15,7 @@ from periodiq import cron
 
 from jobs.exceptions import PERMANENT_ERRORS
 from jobs.lanes import URGENT_PRIORITY, message_again
+from jobs.middleware import ENQUEUED_AT
 from jobs.models import RunStatus
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
@@ -31,10 +33,12 @@ def run_job(run_id: int) -> None:
     retries_done = message.options.get("retries", 0)
     actor = dramatiq.get_broker().get_actor(message.actor_name)
     max_retries = message.options.get("max_retries", actor.options["max_retries"])
+    enqueued_at = message.options.get(ENQUEUED_AT)
     run = job_run_execute(
         run_id=run_id,
         final_attempt=retries_done >= max_retries,
         message_id=message.message_id,
+        queued_at=datetime.fromtimestamp(enqueued_at / 1000, tz=UTC) if enqueued_at else None,
     )
     if run.status == RunStatus.QUEUED:
         # Handed back by a stopping worker: the same message goes back to its queue for

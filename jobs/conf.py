@@ -67,6 +67,10 @@ SETTINGS: dict[str, Setting] = {
         "Per queue, the most runs executing at once across the fleet, from the environment's "
         "STEWARD_QUEUE_<NAME>_CONCURRENCY. Changeable at run time.",
     ),
+    "PROGRESS_SAVE_SECONDS": Setting(
+        2.0, "Seconds between saves of a running run's progress and log lines.", float
+    ),
+    "RUN_LOG_LINES": Setting(200, "Lines of its own log kept per attempt of a run (the last)."),
     "SHUTDOWN_TIMEOUT": Setting(
         30, "Seconds a stopping worker gives its runs to finish their batch and hand back."
     ),

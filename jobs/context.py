@@ -7,13 +7,15 @@ import logging
 import time
 from datetime import datetime
 
+from django.utils import timezone
+
 from jobs.cancellation import cancel_requested
 from jobs.conf import conf
 from jobs.exceptions import RunCancelled, RunInterrupted
 from jobs.fanout import FanOut
 from jobs.middleware import shutdown_requested
 from jobs.models import JobRun, cancel_text
-from jobs.runlog import RunLog
+from jobs.runlog import RunLog, run_log_save
 from jobs.sweeps import PkRange, pk_ranges
 
 logger = logging.getLogger("steward.jobs")
@@ -50,6 +52,9 @@ class JobContext:
     batch_size: int = dataclasses.field(default_factory=lambda: conf.BATCH_SIZE)
     partial_reasons: list[str] = dataclasses.field(default_factory=list)
     _last_progress: float = dataclasses.field(default_factory=time.monotonic)
+    _last_saved: float = dataclasses.field(default_factory=time.monotonic)
+    _started: float = dataclasses.field(default_factory=time.monotonic)
+    _batches: int = 0
 
     @property
     def log(self) -> JobLogger:
@@ -70,7 +75,11 @@ class JobContext:
                 f"{cancel_text(by, reason)}; stopped after {done:,} {what}", done=done, what=what
             )
         now = time.monotonic()
+        self._batches += 1
         finished = total is not None and done >= total
+        if finished or now - self._last_saved >= conf.PROGRESS_SAVE_SECONDS:
+            self._last_saved = now
+            self._save_progress(done=done, total=total, what=what, elapsed=now - self._started)
         if not finished and now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
             return
         self._last_progress = now
@@ -80,6 +89,25 @@ class JobContext:
             )
         else:
             self.log.info("Progress: %s %s", f"{done:,}", what)
+
+    def _save_progress(self, *, done: int, total: int | None, what: str, elapsed: float) -> None:
+        """What the dashboard and the API show of a running run, with the lines it logged."""
+        per_second = done / elapsed if elapsed > 0 else None
+        left = None
+        if total is not None and per_second:
+            left = round(max(total - done, 0) / per_second, 1)
+        self.run.progress = {
+            "done": done,
+            "total": total,
+            "what": what,
+            "batches": self._batches,
+            "per_second": round(per_second, 1) if per_second is not None else None,
+            "seconds_left": left,
+            "at": timezone.now().isoformat(),
+        }
+        JobRun.objects.filter(pk=self.run.pk).update(progress=self.run.progress)
+        if self.run_log is not None:
+            run_log_save(self.run.pk, self.run_log.fields["attempt"])
 
     @property
     def pk_range(self) -> PkRange | None:

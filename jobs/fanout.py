@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs.alerts import alert_run_failed
 from jobs.models import FINISHED_STATUSES, JobRun, RunStatus, cancel_text, run_move
-from jobs.runlog import log_run_finish
+from jobs.runlog import log_run_finish, run_log_append
 
 SAMPLE_LIMIT = 10
 
@@ -109,5 +109,6 @@ def fan_out_finish(parent_id: int, *, lost_shards: bool = False) -> None:
         )
     parent.refresh_from_db()
     log_run_finish(parent)
+    run_log_append(parent.pk, parent.attempt_count)
     if target not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
         alert_run_failed(parent)

@@ -6,6 +6,7 @@ import random
 import threading
 from contextlib import ExitStack
 
+from dramatiq.common import current_millis
 from dramatiq.middleware import Middleware, SkipMessage, prometheus
 from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
@@ -15,6 +16,9 @@ from jobs.control_state import controls_view, slot_returned, slot_taken
 from jobs.lanes import base_queue, message_again
 
 logger = logging.getLogger("steward.controls")
+
+# The message option that says when the message was sent for a worker to take.
+ENQUEUED_AT = "enqueued_at"
 
 shutdown_requested = threading.Event()
 
@@ -46,6 +50,15 @@ class GracefulShutdown(Middleware):
     def after_worker_shutdown(self, broker, worker) -> None:
         # Its threads have stopped; other code in this process (tests) runs on undisturbed.
         shutdown_requested.clear()
+
+
+class EnqueueTimes(Middleware):
+    """Stamps each message with when it is sent, or, delayed, when it comes due
+    (`enqueued_at`, milliseconds since the epoch), so its run's attempt records how long it
+    waited for a worker."""
+
+    def before_enqueue(self, broker, message, delay) -> None:
+        message.options[ENQUEUED_AT] = current_millis() + (delay or 0)
 
 
 class QueueControls(Middleware):

@@ -7,9 +7,13 @@ job and attempt as fields, for the JSON log format.
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
+from datetime import UTC, datetime
 
-from jobs.models import JobRun
+from jobs.conf import conf
+from jobs.models import JobRun, JobRunAttempt
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
 from jobs.registry import get_job
@@ -103,3 +107,63 @@ def log_run_finish(run: JobRun, *, fields: dict | None = None) -> None:
         extra=extra,
     )
     logger.info(BANNER, extra=extra)
+
+
+class RunLogCapture(logging.Handler):
+    """Keeps the lines each attempt logs (those carrying its run id and attempt number), the
+    last STEWARD_RUN_LOG_LINES of them, until the runner saves them with the attempt."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self._lines: dict[tuple[int, int], collections.deque] = {}
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (getattr(record, "run_id", None), getattr(record, "attempt", None))
+        if None in key:
+            return
+        line = {
+            "at": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname,
+            "line": self.format(record),
+        }
+        with self._guard:
+            lines = self._lines.get(key)
+            if lines is None:
+                lines = self._lines[key] = collections.deque(maxlen=conf.RUN_LOG_LINES)
+            lines.append(line)
+
+    def lines(self, run_id: int, attempt: int, *, forget: bool = False) -> list[dict] | None:
+        with self._guard:
+            key = (run_id, attempt)
+            lines = self._lines.pop(key, None) if forget else self._lines.get(key)
+            return None if lines is None else list(lines)
+
+
+run_log_capture = RunLogCapture()
+
+
+def run_log_capture_install() -> None:
+    """From the jobs app's ready(): after Django's LOGGING, which would drop a handler added
+    before it."""
+    runner_log = logging.getLogger("steward.jobs")
+    if run_log_capture not in runner_log.handlers:
+        runner_log.addHandler(run_log_capture)
+
+
+def run_log_save(run_id: int, attempt: int, *, final: bool = False) -> None:
+    """Save the attempt's lines so far with it; `final` once it has ended."""
+    lines = run_log_capture.lines(run_id, attempt, forget=final)
+    if lines is not None:
+        JobRunAttempt.objects.filter(run_id=run_id, number=attempt).update(log=lines)
+
+
+def run_log_append(run_id: int, attempt: int) -> None:
+    """Add what a run logged after its attempt ended (a fanned-out run's closing summary) to
+    that attempt's lines."""
+    lines = run_log_capture.lines(run_id, attempt, forget=True)
+    ended = JobRunAttempt.objects.filter(run_id=run_id, number=attempt).first()
+    if lines and ended is not None:
+        ended.log = (ended.log + lines)[-conf.RUN_LOG_LINES :]
+        ended.save(update_fields=["log"])

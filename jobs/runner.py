@@ -38,7 +38,7 @@ from jobs.models import (
 )
 from jobs.registry import get_job
 from jobs.rescue import fan_out_repair
-from jobs.runlog import RunLog
+from jobs.runlog import RunLog, run_log_save
 from jobs.services import job_shards_request
 
 logger = logging.getLogger("steward.jobs")
@@ -58,7 +58,13 @@ class Outcome:
     fan_out: FanOut | None = None
 
 
-def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str = "") -> JobRun:
+def job_run_execute(
+    *,
+    run_id: int,
+    final_attempt: bool = True,
+    message_id: str = "",
+    queued_at: datetime | None = None,
+) -> JobRun:
     """Execute one attempt of a run under the job's lock and record its outcome.
 
     An exception from the body is recorded on the attempt and re-raised so Dramatiq retries;
@@ -102,7 +108,7 @@ def job_run_execute(*, run_id: int, final_attempt: bool = True, message_id: str 
                 if JobRun.objects.filter(pk=waiting.pk, status=RunStatus.WAITING).exists():
                     reason = f"the shards of run #{waiting.pk} of {run.job} are still running"
                     return _skip(run, reason)
-        attempt = _start_attempt(run, message_id=message_id)
+        attempt = _start_attempt(run, message_id=message_id, queued_at=queued_at)
         if attempt is None:
             run.refresh_from_db()
             return run
@@ -194,8 +200,11 @@ def _abandon_lost_runs(lost: list[JobRun]) -> None:
             alert_run_failed(lost_run)
 
 
-def _start_attempt(run: JobRun, *, message_id: str) -> JobRunAttempt | None:
-    """Claim the run for a new attempt; None when another delivery got there first."""
+def _start_attempt(
+    run: JobRun, *, message_id: str, queued_at: datetime | None
+) -> JobRunAttempt | None:
+    """Claim the run for a new attempt, with how long its message waited for a worker; None
+    when another delivery got there first."""
     now = timezone.now()
     if run.status == RunStatus.RUNNING:
         # Our own earlier attempt died with its worker; this delivery takes the run over.
@@ -218,6 +227,8 @@ def _start_attempt(run: JobRun, *, message_id: str) -> JobRunAttempt | None:
         started_at=now,
         worker=heartbeats.worker_name(),
         message_id=message_id,
+        queued_at=queued_at,
+        wait_ms=None if queued_at is None else max(_elapsed_ms(queued_at, now), 0),
     )
 
 
@@ -340,15 +351,18 @@ def _save_outcome(
             setattr(run, field, value)
     else:
         run.refresh_from_db()
+    # The run's own lines: kept with its attempt as well as logged.
+    fields = {"extra": run_log.fields}
     if outcome.fan_out is not None:
         logger.info(
             "Run #%s of %s handed its work to %s shard runs.",
             run.pk,
             run.job,
             len(outcome.fan_out.shards),
+            **fields,
         )
     elif outcome.attempt_status == AttemptStatus.ABANDONED:
-        logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason)
+        logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason, **fields)
     elif outcome.status == RunStatus.QUEUED:
         logger.warning(
             "Attempt %s of %s run #%s failed (%s); it will be retried.",
@@ -356,13 +370,15 @@ def _save_outcome(
             run.job,
             run.pk,
             run.error,
+            **fields,
         )
     elif outcome.status == RunStatus.FAILED:
-        logger.error("Job failed: %s run #%s %s", run.job, run.pk, run.status_reason)
+        logger.error("Job failed: %s run #%s %s", run.job, run.pk, run.status_reason, **fields)
     else:
         if outcome.status == RunStatus.CANCELLED:
-            logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason)
+            logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason, **fields)
         run_log.finish(run)
+    run_log_save(run.pk, attempt.number, final=True)
     if run.is_finished:
         if run.parent_id is not None:
             fan_out_finish(run.parent_id)

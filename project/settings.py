@@ -212,6 +212,7 @@ DRAMATIQ_BROKER = {
         "jobs.middleware.WorkerHeartbeats",
         "jobs.middleware.WorkerMetrics",
         "jobs.middleware.QueueControls",
+        "jobs.middleware.EnqueueTimes",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
     ],
 }

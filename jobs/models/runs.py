@@ -146,6 +146,12 @@ class JobRun(models.Model):
         help_text="What rescued the run: a lost message re-sent, a dead worker's attempt "
         "taken back.",
     )
+    progress = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="While it runs, saved every few seconds: {done, total, what, batches, "
+        "per_second, seconds_left, at}.",
+    )
     urgent = models.BooleanField(
         default=False,
         help_text="Sent to its queue's urgent lane, which workers take from first: a targeted "
@@ -212,6 +218,20 @@ class JobRunAttempt(models.Model):
     message_id = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
+    queued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its message was last sent (or, delayed, came due) for a worker to take.",
+    )
+    wait_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long its message waited for a worker."
+    )
+    log = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The lines the attempt logged, the last STEWARD_RUN_LOG_LINES of them: "
+        "[{at, level, line}].",
+    )
 
     class Meta:
         ordering = ["run_id", "number"]
