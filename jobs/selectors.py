@@ -14,8 +14,18 @@ from django.utils import timezone
 
 from jobs.conf import conf
 from jobs.cron import cron_in_words, next_slots, slot_of, slots_between
-from jobs.models import FINISHED_STATUSES, JobRun, JobState, RunStatus, Schedule, ScheduleChange
+from jobs.models import (
+    FINISHED_STATUSES,
+    JobRun,
+    JobRunAttempt,
+    JobState,
+    RunStatus,
+    Schedule,
+    ScheduleChange,
+)
 from jobs.registry import JobSpec, all_jobs, get_job
+from jobs.run_selectors import percentile, percentiles_of, runs_of_entities
+from jobs.run_selectors import run_progress as run_progress
 
 
 def job_state(*, job: str) -> JobState:
@@ -167,6 +177,9 @@ class JobStats:
     success_rate: float | None
     p50_ms: int | None
     p95_ms: int | None
+    # How long the runs waited for a worker to start them (their first attempts' waits).
+    wait_p50_ms: int | None
+    wait_p95_ms: int | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +189,8 @@ class RunPoint:
     pk: int
     status: str
     duration_ms: int | None
+    # How long its first attempt waited for a worker.
+    wait_ms: int | None = None
 
 
 # The overview keeps this many of the latest finished runs for the dashboard's chart.
@@ -198,36 +213,41 @@ class JobOverview:
     recent_finished: tuple[RunPoint, ...]
 
 
-def _percentile(ordered: list[int], fraction: float) -> int | None:
-    """Linear interpolation between the closest ranks, as PostgreSQL's percentile_cont."""
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
-
-
 def success_rate(*, succeeded: int, worked: int) -> float | None:
     """A percentage with two decimals, as the seeds' status endpoint shows it."""
     return round(100 * succeeded / worked, 2) if worked else None
 
 
+# What the overviews read of each run: its first attempt's wait is annotated.
+OVERVIEW_COLUMNS = ("id", "status", "duration_ms", "wait_ms")
+
+
+def _with_first_wait(runs: QuerySet[JobRun]) -> QuerySet[JobRun]:
+    first = JobRunAttempt.objects.filter(run=OuterRef("pk")).order_by("number")
+    return runs.annotate(wait_ms=Subquery(first.values("wait_ms")[:1]))
+
+
 def _stats_sample(job: str) -> QuerySet[JobRun]:
     """The runs statistics look at: the latest finished top-level runs that did not dry-run."""
-    return JobRun.objects.filter(
-        job=job, status__in=FINISHED_STATUSES, parent__isnull=True, dry_run=False
+    return _with_first_wait(
+        JobRun.objects.filter(
+            job=job, status__in=FINISHED_STATUSES, parent__isnull=True, dry_run=False
+        )
     ).order_by("-id")[:STATS_SAMPLE_SIZE]
 
 
-def _stats_of(sample: list[tuple[str, int | None]]) -> JobStats:
+def _stats_of(sample: list[tuple[str, int | None, int | None]]) -> JobStats:
+    """The statistics of (status, duration_ms, wait_ms) rows."""
     counts = {status: 0 for status in RunStatus}
-    for status, _ in sample:
+    for status, _, _ in sample:
         counts[status] += 1
     durations = sorted(
-        duration for status, duration in sample if status in WORK_STATUSES and duration is not None
+        duration
+        for status, duration, _ in sample
+        if status in WORK_STATUSES and duration is not None
     )
     worked = sum(counts[status] for status in WORK_STATUSES)
+    wait = percentiles_of([wait for _, _, wait in sample if wait is not None])
     return JobStats(
         sample_size=len(sample),
         succeeded=counts[RunStatus.SUCCEEDED],
@@ -235,13 +255,15 @@ def _stats_of(sample: list[tuple[str, int | None]]) -> JobStats:
         failed=counts[RunStatus.FAILED],
         skipped=counts[RunStatus.SKIPPED],
         success_rate=success_rate(succeeded=counts[RunStatus.SUCCEEDED], worked=worked),
-        p50_ms=_percentile(durations, 0.50),
-        p95_ms=_percentile(durations, 0.95),
+        p50_ms=percentile(durations, 0.50),
+        p95_ms=percentile(durations, 0.95),
+        wait_p50_ms=wait.p50_ms,
+        wait_p95_ms=wait.p95_ms,
     )
 
 
 def job_stats(*, job: str) -> JobStats:
-    return _stats_of(list(_stats_sample(job).values_list("status", "duration_ms")))
+    return _stats_of(list(_stats_sample(job).values_list(*OVERVIEW_COLUMNS[1:])))
 
 
 OVERVIEW_KINDS = ("last", "sample")
@@ -249,7 +271,8 @@ OVERVIEW_KINDS = ("last", "sample")
 
 def _overview_parts(job: str) -> dict[str, QuerySet[JobRun]]:
     """What an overview reads of a job's runs: its latest top-level run, its stats sample."""
-    top_level = JobRun.objects.filter(job=job, parent__isnull=True).order_by("-id")
+    top_level = _with_first_wait(JobRun.objects.filter(job=job, parent__isnull=True))
+    top_level = top_level.order_by("-id")
     return {"last": top_level[:1], "sample": _stats_sample(job)}
 
 
@@ -262,7 +285,7 @@ def _overview_statement(jobs: tuple[str, ...], vendor: str) -> tuple[str, tuple]
     them."""
     statements, params = [], []
     for index, (job, kind) in enumerate(itertools.product(jobs, OVERVIEW_KINDS)):
-        queryset = _overview_parts(job)[kind].values_list("id", "status", "duration_ms")
+        queryset = _overview_parts(job)[kind].values_list(*OVERVIEW_COLUMNS)
         sql, part_params = queryset.query.sql_with_params()
         statements.append(f"SELECT {index} AS part, part_{index}.* FROM ({sql}) AS part_{index}")
         params.extend(part_params)
@@ -273,27 +296,30 @@ def _overview_statement(jobs: tuple[str, ...], vendor: str) -> tuple[str, tuple]
 # than two per job as in the UNION ALL statement other databases get (whose planning grows with
 # the number of jobs).
 OVERVIEW_LATERAL_SQL = """
-SELECT jobs.job, 0, part.id, part.status, part.duration_ms
+SELECT jobs.job, 0, part.id, part.status, part.duration_ms, part.wait_ms
 FROM unnest(%(jobs)s::text[]) AS jobs (job)
 CROSS JOIN LATERAL (
-    SELECT id, status, duration_ms FROM {table}
+    SELECT run.id, run.status, run.duration_ms, ({first_wait}) AS wait_ms FROM {table} AS run
     WHERE job = jobs.job AND parent_id IS NULL ORDER BY id DESC LIMIT 1
 ) AS part
 UNION ALL
-SELECT jobs.job, 1, part.id, part.status, part.duration_ms
+SELECT jobs.job, 1, part.id, part.status, part.duration_ms, part.wait_ms
 FROM unnest(%(jobs)s::text[]) AS jobs (job)
 CROSS JOIN LATERAL (
-    SELECT id, status, duration_ms FROM {table}
+    SELECT run.id, run.status, run.duration_ms, ({first_wait}) AS wait_ms FROM {table} AS run
     WHERE job = jobs.job AND parent_id IS NULL AND NOT dry_run AND status = ANY(%(finished)s)
     ORDER BY id DESC LIMIT %(sample)s
 ) AS part
 """
+OVERVIEW_FIRST_WAIT_SQL = (
+    "SELECT wait_ms FROM {attempts} WHERE run_id = run.id ORDER BY number LIMIT 1"
+)
 
 
 def _overview_rows(
     jobs: tuple[str, ...], *, lateral: bool | None = None
 ) -> dict[tuple[str, str], list[tuple]]:
-    """Every job's (id, status, duration_ms) rows of each part, newest first, in one query
+    """Every job's (id, status, duration_ms, wait_ms) rows of each part, newest first, in one query
     (`lateral`: PostgreSQL's statement; by default on PostgreSQL)."""
     keys = list(itertools.product(jobs, OVERVIEW_KINDS))
     found: dict[tuple[str, str], list[tuple]] = {key: [] for key in keys}
@@ -303,8 +329,14 @@ def _overview_rows(
         lateral = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         if lateral:
+            quote = connection.ops.quote_name
+            first_wait = OVERVIEW_FIRST_WAIT_SQL.format(
+                attempts=quote(JobRunAttempt._meta.db_table)
+            )
             cursor.execute(
-                OVERVIEW_LATERAL_SQL.format(table=connection.ops.quote_name(JobRun._meta.db_table)),
+                OVERVIEW_LATERAL_SQL.format(
+                    table=quote(JobRun._meta.db_table), first_wait=first_wait
+                ),
                 {
                     "jobs": list(jobs),
                     "finished": sorted(FINISHED_STATUSES),
@@ -352,7 +384,7 @@ def _overviews(
                 state=states.get(spec.name) or JobState(job=spec.name),
                 last_run=runs.get(last[0][0]) if last else None,
                 last_finished_run=runs.get(sample[0][0]) if sample else None,
-                stats=_stats_of([(status, duration) for _, status, duration in sample]),
+                stats=_stats_of([row[1:] for row in sample]),
                 recent_finished=tuple(RunPoint(*row) for row in sample[:RECENT_POINTS]),
             )
         )
@@ -406,10 +438,14 @@ def job_run_list(
     trigger: str | None = None,
     since: datetime | None = None,
     schedule: int | None = None,
+    entities: dict[str, int] | None = None,
     limit: int = 20,
 ) -> list[JobRun]:
-    """Run history, newest first; `since` compares with the time the run was recorded."""
+    """Run history, newest first; `since` compares with the time the run was recorded;
+    `entities` ({"escrow": 7}) keeps the runs that changed each of those rows."""
     runs = JobRun.objects.select_related("schedule").order_by("-id")
+    if entities:
+        runs = runs_of_entities(runs, entities)
     if job:
         runs = runs.filter(job=job)
     if schedule:

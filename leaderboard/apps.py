@@ -6,6 +6,8 @@ class LeaderboardConfig(AppConfig):
     verbose_name = "Leaderboard"
 
     def ready(self) -> None:
+        from leaderboard.entities import register_leaderboard_entities
         from leaderboard.jobs import register_leaderboard_jobs
 
         register_leaderboard_jobs()
+        register_leaderboard_entities()

@@ -6,6 +6,8 @@ class LedgerConfig(AppConfig):
     verbose_name = "Ledger"
 
     def ready(self) -> None:
+        from ledger.entities import register_ledger_entities
         from ledger.jobs import register_ledger_jobs
 
         register_ledger_jobs()
+        register_ledger_entities()

@@ -27,13 +27,14 @@ from jobs.api.views.queues import (
     QueueRequeueDeadApi,
     QueueResumeApi,
 )
-from jobs.api.views.runs import RunCancelApi, RunDetailApi, RunListApi, RunRetryApi
+from jobs.api.views.runs import RunCancelApi, RunDetailApi, RunListApi, RunLogApi, RunRetryApi
 from jobs.api.views.schedules import (
     ScheduleDetailApi,
     ScheduleListApi,
     SchedulePauseApi,
     ScheduleResumeApi,
 )
+from jobs.api.views.workers import WorkerListApi
 
 urlpatterns = [
     path("jobs/", JobListApi.as_view(), name="api-jobs"),
@@ -44,6 +45,7 @@ urlpatterns = [
     path("jobs/<str:name>/resume", JobResumeApi.as_view(), name="api-job-resume"),
     path("runs/", RunListApi.as_view(), name="api-runs"),
     path("runs/<int:run_id>/", RunDetailApi.as_view(), name="api-run"),
+    path("runs/<int:run_id>/log", RunLogApi.as_view(), name="api-run-log"),
     path("runs/<int:run_id>/retry", RunRetryApi.as_view(), name="api-run-retry"),
     path("runs/<int:run_id>/cancel", RunCancelApi.as_view(), name="api-run-cancel"),
     path("schedules/", ScheduleListApi.as_view(), name="api-schedules"),
@@ -92,5 +94,6 @@ urlpatterns = [
     path("audit/", AuditListApi.as_view(), name="api-audit"),
     path("fleet/", FleetApi.as_view(), name="api-fleet"),
     path("fleet/drain", FleetDrainApi.as_view(), name="api-fleet-drain"),
+    path("workers/", WorkerListApi.as_view(), name="api-workers"),
     path("fleet/drain/end", FleetDrainEndApi.as_view(), name="api-fleet-drain-end"),
 ]

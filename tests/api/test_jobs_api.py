@@ -63,6 +63,9 @@ def test_the_job_list_shows_every_job_with_schedules_state_last_run_and_stats(ap
         "success_rate": 75.0,
         "p50_ms": 250,
         "p95_ms": 895,
+        # their attempts recorded no wait (tests/jobs/test_wait_times.py has runs that did)
+        "wait_p50_ms": None,
+        "wait_p95_ms": None,
     }
     paused = jobs["expire_matches"]["state"]
     assert paused["state"] == "paused"

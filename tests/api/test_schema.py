@@ -51,6 +51,8 @@ def test_the_schema_is_openapi_3_and_describes_every_operation():
         "runs_list",
         "runs_retrieve",
         "runs_retry",
+        "runs_log",
+        "workers_list",
         "queues_list",
         "queues_requeue_dead",
         "queues_pause",
@@ -126,6 +128,12 @@ def test_the_schema_says_what_the_server_enforces():
     # job and queue names are the registered ones
     jobs = sorted(spec.name for spec in all_jobs())
     assert sorted(parameters[("/api/v1/runs/", "job")]["enum"]) == jobs
+    # the run history takes one id filter per registered entity, and a log one attempt
+    for entity in ("escrow", "wallet", "cycle", "match", "pool"):
+        filter_ = parameters[("/api/v1/runs/", entity)]
+        assert (filter_["minimum"], filter_["maximum"]) == (1, 2**63 - 1)
+    attempt = parameters[("/api/v1/runs/{run_id}/log", "attempt")]
+    assert (attempt["minimum"], attempt["maximum"]) == (1, 32_767)
     assert sorted(parameters[("/api/v1/jobs/{name}/trigger", "name")]["enum"]) == jobs
     assert sorted(components["JobEnum"]["enum"]) == jobs
     # a removal's reason is a query parameter, bounded as every reason is

@@ -1,4 +1,5 @@
-"""The fleet's serializers: its workers and drain, and the rate limits it obeys."""
+"""The fleet's serializers: its workers (with the runs they execute) and drain, and the rate
+limits it obeys."""
 
 from __future__ import annotations
 
@@ -64,6 +65,27 @@ class WorkerSerializer(serializers.Serializer):
         return not worker_is_gone(heartbeat, now=timezone.now())
 
 
+class WorkerRunSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    job = serializers.CharField()
+    attempt = serializers.IntegerField()
+    status = serializers.CharField(help_text="The run's status now.")
+
+
+class WorkerWithRunsSerializer(WorkerSerializer):
+    gone = serializers.BooleanField(
+        help_text="Its heartbeat stopped (killed, or its host lost): `runs` are those it left."
+    )
+    runs = WorkerRunSerializer(
+        many=True,
+        help_text="The runs it is executing, as its last heartbeat named them; a gone "
+        "worker's are the runs it was in when it stopped.",
+    )
+
+    def get_alive(self, heartbeat: WorkerHeartbeat) -> bool:
+        return not heartbeat.gone
+
+
 class DrainSerializer(serializers.Serializer):
     draining = serializers.BooleanField(help_text="No worker takes a new message.")
     draining_since = serializers.DateTimeField(allow_null=True)
@@ -79,4 +101,5 @@ class FleetSerializer(DrainSerializer):
 RateLimitListResponse = envelope("RateLimitListResponse", RateLimitSerializer(many=True))
 RateLimitResponse = envelope("RateLimitResponse", RateLimitSerializer(), message=True)
 FleetResponse = envelope("FleetResponse", FleetSerializer())
+WorkerListResponse = envelope("WorkerListResponse", WorkerWithRunsSerializer(many=True))
 DrainResponse = envelope("DrainResponse", DrainSerializer(), message=True)

@@ -104,6 +104,12 @@ class JobStatsSerializer(serializers.Serializer):
     )
     p50_ms = serializers.IntegerField(allow_null=True)
     p95_ms = serializers.IntegerField(allow_null=True)
+    wait_p50_ms = serializers.IntegerField(
+        allow_null=True,
+        help_text="How long those runs waited for a worker to start them (their first "
+        "attempts), the median.",
+    )
+    wait_p95_ms = serializers.IntegerField(allow_null=True, help_text="The 95th percentile.")
 
 
 class ParamSpecSerializer(serializers.Serializer):

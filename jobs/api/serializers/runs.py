@@ -1,8 +1,9 @@
-"""The runs' serializers: the history's filters, a run, its attempts, its repairs and its
-cancellation."""
+"""The runs' serializers: the history's filters, a run, its attempts, progress, repairs and
+cancellation, and its log."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.api.serializers.common import (
@@ -14,7 +15,11 @@ from jobs.api.serializers.common import (
 )
 from jobs.api.serializers.schedules import ScheduleRefSerializer
 from jobs.conf import conf
+from jobs.entities import entity_label, entity_names
 from jobs.models import RunStatus, Trigger
+from jobs.run_selectors import run_progress
+
+PK_MAX = 2**63 - 1
 
 # --- Inputs -----------------------------------------------------------------------------------
 
@@ -29,9 +34,37 @@ class RunListQuerySerializer(QuerySerializer):
         f"{conf.AS_OF_WINDOW_DAYS} days of now.",
     )
     schedule = StrictIntegerField(
-        min_value=1, max_value=2**63 - 1, required=False, help_text="Only runs of this schedule."
+        min_value=1, max_value=PK_MAX, required=False, help_text="Only runs of this schedule."
     )
     limit = StrictIntegerField(min_value=1, max_value=100, default=20)
+
+    def get_fields(self):
+        # One filter per kind of row the domain apps registered (escrow, wallet, ...).
+        fields = super().get_fields()
+        for entity in entity_names():
+            fields[entity] = StrictIntegerField(
+                min_value=1,
+                max_value=PK_MAX,
+                required=False,
+                help_text=f"Only the runs that changed this {entity_label(entity)} (its id); "
+                "with other such filters, the runs that changed all of them.",
+            )
+        return fields
+
+    def validate(self, attrs):
+        entities = {entity: attrs.pop(entity) for entity in entity_names() if entity in attrs}
+        if entities:
+            attrs["entities"] = entities
+        return attrs
+
+
+class RunLogQuerySerializer(QuerySerializer):
+    attempt = StrictIntegerField(
+        min_value=1,
+        max_value=32_767,
+        required=False,
+        help_text="Only this attempt's lines (1 is the first); every attempt's by default.",
+    )
 
 
 # --- Outputs ----------------------------------------------------------------------------------
@@ -47,6 +80,27 @@ class AttemptSerializer(serializers.Serializer):
     message_id = serializers.CharField()
     error = serializers.CharField()
     traceback = serializers.CharField()
+    queued_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When its message was sent (or, delayed, came due) for a worker to take.",
+    )
+    wait_ms = serializers.IntegerField(
+        allow_null=True, help_text="How long its message waited for a worker to start it."
+    )
+
+
+class ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    total = serializers.IntegerField(allow_null=True, help_text="Null while it is not known.")
+    what = serializers.CharField(help_text='What it counts, e.g. "escrows".')
+    batches = serializers.IntegerField()
+    per_second = serializers.FloatField(allow_null=True)
+    seconds_left = serializers.FloatField(allow_null=True, help_text="An estimate.")
+    at = serializers.DateTimeField(allow_null=True, help_text="When it was saved.")
+    shards_done = serializers.IntegerField(
+        allow_null=True, help_text="A fanned-out run's shards that have ended; null for others."
+    )
+    shards_total = serializers.IntegerField(allow_null=True)
 
 
 class RepairSerializer(serializers.Serializer):
@@ -100,6 +154,36 @@ class RunDetailSerializer(RunSerializer):
     repairs = RepairSerializer(
         many=True, help_text="What rescue_runs did to the run: re-sent, taken back, closed."
     )
+    progress = serializers.SerializerMethodField(
+        help_text="Saved every few seconds while it runs; a fanned-out run's combines its "
+        "shards'. Null before it reported any."
+    )
+
+    @extend_schema_field(ProgressSerializer(allow_null=True))
+    def get_progress(self, run) -> dict | None:
+        progress = run_progress(run)
+        return None if progress is None else ProgressSerializer(progress).data
+
+
+class LogLineSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    level = serializers.CharField(help_text='E.g. "INFO", "WARNING", "ERROR".')
+    line = serializers.CharField()
+
+
+class AttemptLogSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    lines = LogLineSerializer(
+        many=True,
+        source="log",
+        help_text="Its last STEWARD_RUN_LOG_LINES lines, oldest first; saved with each "
+        "progress save while it runs.",
+    )
+
+
+class RunLogSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    attempts = AttemptLogSerializer(many=True)
 
 
 class RunListSerializer(serializers.Serializer):
@@ -112,5 +196,6 @@ class RunListSerializer(serializers.Serializer):
 
 RunListResponse = envelope("RunListResponse", RunListSerializer())
 RunDetailResponse = envelope("RunDetailResponse", RunDetailSerializer())
+RunLogResponse = envelope("RunLogResponse", RunLogSerializer())
 RetryResponse = envelope("RetryResponse", RunSerializer(), message=True)
 CancelResponse = envelope("CancelResponse", RunDetailSerializer(), message=True)

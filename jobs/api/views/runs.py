@@ -1,4 +1,4 @@
-"""The runs' views: the history, one run, a retry and a cancel."""
+"""The runs' views: the history, one run, its log, a retry and a cancel."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ from jobs.api.serializers.runs import (
     RunDetailResponse,
     RunListQuerySerializer,
     RunListResponse,
+    RunLogQuerySerializer,
+    RunLogResponse,
 )
 from jobs.api.views.common import errors, model_permission, ok, with_schedules
 from jobs.cancellation import job_run_cancel
 from jobs.exceptions import CANCEL_PERMISSION, RETRY_PERMISSION
 from jobs.models import RunStatus, Trigger
+from jobs.run_selectors import run_attempt_logs
 from jobs.selectors import job_run_get, job_run_list
 from jobs.services import job_run_request
 
@@ -34,6 +37,9 @@ class RunListApi(APIView):
         operation_id="runs_list",
         tags=RUNS,
         summary="Run history, newest first",
+        description="The entity filters (`escrow`, `wallet`, ...) keep exactly the runs that "
+        "changed that row, as the rows name their runs; several together keep the runs that "
+        "changed every one.",
         parameters=[RunListQuerySerializer],
         responses={200: RunListResponse, **errors(400, 401, 403, 429)},
     )
@@ -57,6 +63,25 @@ class RunDetailApi(APIView):
         run = job_run_get(run_id=run_id)
         with_schedules([run])
         return ok(RunDetailResponse, run)
+
+
+class RunLogApi(APIView):
+    @extend_schema(
+        operation_id="runs_log",
+        tags=RUNS,
+        summary="The lines a run logged, per attempt",
+        description="Each attempt's own lines (start banner, progress, warnings, errors, "
+        "summary), the last STEWARD_RUN_LOG_LINES of them; a running attempt's are saved with "
+        "each progress save. An attempt the run does not have is a 404.",
+        parameters=[RUN_ID, RunLogQuerySerializer],
+        responses={200: RunLogResponse, **errors(400, 401, 403, 404, 429)},
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        query = RunLogQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        run = job_run_get(run_id=run_id)
+        attempts = run_attempt_logs(run=run, **query.validated_data)
+        return ok(RunLogResponse, {"run": run.pk, "attempts": attempts})
 
 
 class RunRetryApi(APIView):
