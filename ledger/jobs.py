@@ -83,6 +83,7 @@ def expire_matches(context: JobContext) -> dict:
         return {"dry_run": True, **matches_expire_preview(**scope)}
     summary = matches_expire_due(
         batch_size=context.batch_size,
+        run_id=context.run.pk,
         on_progress=lambda done: context.progress(done=done, total=None, what="matches"),
         **scope,
     )
@@ -97,6 +98,7 @@ def cycle_reminders(context: JobContext) -> dict:
         return {"dry_run": True, **cycles_remind_and_default_preview(**scope)}
     return cycles_remind_and_default(
         batch_size=context.batch_size,
+        run_id=context.run.pk,
         on_progress=lambda done: context.progress(done=done, total=None, what="cycles"),
         **scope,
     )

@@ -79,21 +79,23 @@ def cycles_remind_and_default(
     batch_size: int = 1_000,
     on_progress: ProgressCallback | None = None,
     user_ids: Collection[int] | None = None,
+    run_id: int | None = None,
 ) -> dict:
     """Remind once (push and SMS) for cycles due within the horizon; default overdue cycles.
-    Only the cycles of `user_ids` when given."""
+    Only the cycles of `user_ids` when given. Each cycle names `run_id`, the run that reminded
+    or defaulted it."""
     scope = {"as_of": as_of, "user_ids": user_ids}
     if due := cycles_to_remind(**scope).count():
         logger.info("Found %s cycles due in %s days", f"{due:,}", settings.CYCLE_REMINDER_DAYS)
     reminded = sweep_in_batches(
-        apply_batch=lambda: _remind_batch(batch_size=batch_size, **scope),
+        apply_batch=lambda: _remind_batch(batch_size=batch_size, run_id=run_id, **scope),
         on_progress=on_progress,
         progress_key="reminders_sent",
     )
     if overdue := cycles_overdue(**scope).count():
         logger.info("Found %s overdue cycles", f"{overdue:,}")
     defaulted = sweep_in_batches(
-        apply_batch=lambda: _default_batch(batch_size=batch_size, **scope),
+        apply_batch=lambda: _default_batch(batch_size=batch_size, run_id=run_id, **scope),
         on_progress=on_progress,
         progress_key="cycles_defaulted",
     )
@@ -116,13 +118,17 @@ def _claim(queryset, batch_size: int) -> list[tuple]:
 
 
 def _remind_batch(
-    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None
+    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None, run_id: int | None
 ) -> Counter | None:
     claimed = _claim(cycles_to_remind(as_of=as_of, user_ids=user_ids), batch_size)
     if not claimed:
         return None
     ids = [row[0] for row in claimed]
-    updated = cycles_to_remind(as_of=as_of).filter(pk__any=ids).update(reminded_at=timezone.now())
+    updated = (
+        cycles_to_remind(as_of=as_of)
+        .filter(pk__any=ids)
+        .update(reminded_at=timezone.now(), reminded_by_run_id=run_id)
+    )
     if updated != len(ids):
         raise RuntimeError(f"claimed {len(ids)} cycles but reminded {updated}")
     drafts = []
@@ -143,7 +149,7 @@ def _remind_batch(
 
 
 def _default_batch(
-    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None
+    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None, run_id: int | None
 ) -> Counter | None:
     claimed = _claim(cycles_overdue(as_of=as_of, user_ids=user_ids), batch_size)
     if not claimed:
@@ -155,6 +161,7 @@ def _default_batch(
         source={CycleStatus.OBLIGATED},
         target=CycleStatus.DEFAULTED,
         defaulted_at=now,
+        defaulted_by_run_id=run_id,
     )
     if updated != len(ids):
         raise RuntimeError(f"claimed {len(ids)} cycles but defaulted {updated}")

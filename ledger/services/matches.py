@@ -76,10 +76,11 @@ def matches_expire_due(
     batch_size: int = 1_000,
     on_progress: ProgressCallback | None = None,
     match_ids: Collection[int] | None = None,
+    run_id: int | None = None,
 ) -> dict:
     """Move every pending match with `expires_at <= as_of` to expired and tell its donor;
     only those of `match_ids` when given, whose summary then says why each target it did not
-    expire was left."""
+    expire was left. Each match names `run_id`, the run that expired it."""
     sample: list[int] = []
     # Every expired id of a targeted run (at most the targets), to report the others.
     expired_targets: list[int] = []
@@ -99,6 +100,7 @@ def matches_expire_due(
             source={MatchStatus.PENDING},
             target=MatchStatus.EXPIRED,
             expired_at=timezone.now(),
+            expired_by_run_id=run_id,
         )
         if updated != len(ids):
             raise RuntimeError(f"claimed {len(ids)} matches but expired {updated}")
