@@ -51,6 +51,7 @@ from jobs.fleet import (
     rate_limit_overviews,
 )
 from jobs.queues import queue_clear, queue_names
+from jobs.run_selectors import Percentiles, queue_wait_stats
 
 logger = logging.getLogger("steward.dashboard")
 
@@ -60,7 +61,8 @@ AUDIT_SHOWN = 10
 @dataclasses.dataclass(frozen=True)
 class QueueGroup:
     """A controlled queue, its controls, and its lanes (the Dramatiq queues with their
-    counts; none when the broker does not answer)."""
+    counts; none when the broker does not answer), with how long its messages wait for a
+    worker (None for a queue no job uses)."""
 
     queue: str
     paused: bool
@@ -68,16 +70,26 @@ class QueueGroup:
     concurrency_source: str
     rate_limit: tuple[int, int] | None
     lanes: list
+    wait: Percentiles | None = None
 
 
 def _queue_groups() -> tuple[list[QueueGroup], str]:
+    waits = {stats.queue: stats.wait for stats in queue_wait_stats()}
     try:
         overviews = queue_overviews()
     except RedisError as exc:
         logger.warning("Dashboard could not read queue statistics: %s", exc)
         # The controls live in the database: show them, without counts.
         groups = [
-            QueueGroup(c.queue, c.paused, c.concurrency, c.concurrency_source, c.rate_limit, [])
+            QueueGroup(
+                c.queue,
+                c.paused,
+                c.concurrency,
+                c.concurrency_source,
+                c.rate_limit,
+                [],
+                waits.get(c.queue),
+            )
             for c in queue_controls().values()
         ]
         return groups, f"The broker does not answer ({exc})."
@@ -91,6 +103,7 @@ def _queue_groups() -> tuple[list[QueueGroup], str]:
                 lane.concurrency_source,
                 lane.rate_limit,
                 [],
+                waits.get(lane.queue),
             )
         groups[lane.queue].lanes.append(lane)
     return list(groups.values()), ""

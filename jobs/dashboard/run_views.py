@@ -1,4 +1,6 @@
-"""A run's page on the dashboard, and its buttons: retry a failed run, cancel one not finished."""
+"""A run's page on the dashboard, and its buttons: retry a failed run, cancel one not finished.
+A run under way shows its progress and refreshes every few seconds; every run shows each of its
+attempts' own log lines."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from jobs.cancellation import job_run_cancel
 from jobs.conf import conf
 from jobs.dashboard.forms import REASON_MAX_LENGTH, reason_or_error
+from jobs.dashboard.live import attempt_logs, refresh_seconds_of, run_progress_bar
 from jobs.exceptions import (
     CANCEL_PERMISSION,
     RETRY_PERMISSION,
@@ -37,6 +40,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     except JobRun.DoesNotExist:
         raise Http404(f"no run #{run_id}") from None
     stopping = run.cancel_requested_at is not None and not run.is_finished
+    attempts = list(run.attempts.all())
     context = {
         "run": run,
         "params": params_text(run.params),
@@ -50,7 +54,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "stopping": stopping,
         "held_back": run_held_back(run) if run.status == RunStatus.QUEUED else "",
         "retries": run.retries.order_by("id"),
-        "refresh_seconds": 0 if run.is_finished else conf.DASHBOARD_REFRESH_SECONDS,
+        "attempts": attempts,
+        "progress": run_progress_bar(run),
+        "logs": attempt_logs(attempts),
+        "log_lines_kept": conf.RUN_LOG_LINES,
+        "refresh_seconds": refresh_seconds_of(run),
     }
     return render(request, "dashboard/run_detail.html", context)
 

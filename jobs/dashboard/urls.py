@@ -1,9 +1,10 @@
 from django.urls import path
 
-from jobs.dashboard import control_views, dead_letter_views, run_views, views
+from jobs.dashboard import control_views, dead_letter_views, job_views, run_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("jobs/<str:name>/", job_views.job_detail, name="dashboard-job"),
     path("jobs/<str:name>/action", views.job_action, name="dashboard-job-action"),
     path(
         "schedules/<int:schedule_id>/action",

@@ -1,10 +1,11 @@
 """The operators' dashboard: one server-rendered page that refreshes itself.
 
 Jobs are listed with their schedules grouped under them (each schedule's next runs in its own
-time zone and in UTC), then the queues, the rate limits and the recent control actions
-(`control_views`). Charts are inline SVG computed here; nothing is fetched from anywhere
-else. Buttons post to the same services as the API and the admin, with the same permissions;
-a run's page and its buttons are in `run_views`.
+time zone and in UTC), then the queues, the rate limits, the workers and the recent control
+actions (`control_views`); runs under way show their progress (`live`). Charts are inline SVG
+computed here; nothing is fetched from anywhere else. Buttons post to the same services as the
+API and the admin, with the same permissions; a run's page and its buttons are in `run_views`,
+a job's page with its trends in `job_views`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from jobs.dashboard.forms import (
     reason_or_error,
     urgent_asked,
 )
+from jobs.dashboard.live import live_progress_bars, worker_rows
 from jobs.exceptions import (
     PAUSE_PERMISSION,
     PAUSE_SCHEDULES_PERMISSION,
@@ -122,9 +124,13 @@ def chart_markup(bars: list[Bar]) -> SafeString:
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     specs = {spec.name: spec for spec in all_jobs()}
+    overviews = job_overviews(now=now)
+    recent_runs = job_run_list(limit=15)
+    progress = live_progress_bars([overview.last_run for overview in overviews] + recent_runs)
     jobs = [
         {
             "overview": overview,
+            "progress": progress.get(overview.last_run.pk) if overview.last_run else None,
             "chart": chart_markup(duration_chart(overview.recent_finished[:CHART_RUNS])),
             "schedules": [
                 {"overview": scheduled, "params": params_text(scheduled.schedule.params)}
@@ -133,7 +139,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "takes_params": specs[overview.name].params is not None,
             "params_hint": params_hint(specs[overview.name]),
         }
-        for overview in job_overviews(now=now)
+        for overview in overviews
     ]
     lag = import_string(conf.DASHBOARD_LAG)(as_of=now) if conf.DASHBOARD_LAG else None
     context = {
@@ -141,8 +147,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         **control_sections(request.user),
         "failures": [_run_row(run) for run in job_recent_failures(limit=10)],
         "recent_runs": [
-            {**_run_row(run), "figures": run_summary_figures(run)} for run in job_run_list(limit=15)
+            {
+                **_run_row(run),
+                "figures": run_summary_figures(run),
+                "progress": progress.get(run.pk),
+            }
+            for run in recent_runs
         ],
+        "workers": worker_rows(now=now),
+        "worker_lost_after": conf.WORKER_LOST_AFTER,
         "lag": lag,
         "refresh_seconds": conf.DASHBOARD_REFRESH_SECONDS,
         "chart_width": CHART_WIDTH,

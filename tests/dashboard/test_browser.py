@@ -300,3 +300,88 @@ def test_the_admin_run_and_escrow_lists_fit_1400_px_and_a_failed_run_reads_short
         colour = lag.evaluate("e => getComputedStyle(e).borderLeftColor")
         assert colour == "rgb(207, 34, 46)"
         page.screenshot(path=ARTIFACTS / "dashboard-lag-alarming.png", full_page=True)
+
+
+def in_another_thread(write) -> None:
+    """Run `write` (ORM code) in a thread of its own: this one runs Playwright's event loop."""
+    import threading
+
+    from django.db import connections
+
+    def target():
+        try:
+            write()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+
+
+def test_a_running_runs_page_shows_its_progress_move(live_server, settings):
+    # given a release 1,000 escrows into 10,000, and an operator
+    from jobs.models import JobRunAttempt, Trigger
+
+    def progress(done: int) -> dict:
+        return {
+            "done": done,
+            "total": 10_000,
+            "what": "escrows",
+            "batches": done // 1_000,
+            "per_second": 500.0,
+            "seconds_left": (10_000 - done) / 500,
+            "at": timezone.now().isoformat(),
+        }
+
+    now = timezone.now()
+    run = JobRun.objects.create(
+        job="release_escrows",
+        trigger=Trigger.ADMIN,
+        as_of=now,
+        status=RunStatus.RUNNING,
+        started_at=now,
+        attempt_count=1,
+        progress=progress(1_000),
+    )
+    JobRunAttempt.objects.create(run=run, number=1, started_at=now, worker="host-a:4242")
+    operator = user_with(superuser=True)
+    operator.set_password(PASSWORD)
+    operator.save()
+    settings.STEWARD_DASHBOARD_REFRESH_SECONDS = 1
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with chromium_page() as page:
+        # when they open the run's page
+        page.goto(f"{live_server.url}/admin/login/?next=/dashboard/runs/{run.pk}/")
+        page.fill("#id_username", operator.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        bar = page.locator("#progress .progress-fill")
+        count = page.locator("#progress .progress-count")
+        expect(count).to_have_text("1,000 / 10,000")
+        expect(page.locator("#progress .progress-left")).to_contain_text("about 18 s left")
+        first_width = bar.evaluate("e => e.getBoundingClientRect().width")
+
+        # and the run gets further while they watch
+        in_another_thread(lambda: JobRun.objects.filter(pk=run.pk).update(progress=progress(6_000)))
+
+        # then the page, refreshing itself, shows its progress move
+        expect(count).to_have_text("6,000 / 10,000", timeout=10_000)
+        expect(page.locator("#progress .progress-percent")).to_have_text("(60%)")
+        expect(page.locator("#progress .progress-left")).to_contain_text("about 8 s left")
+        page.wait_for_function(
+            "w => document.querySelector('#progress .progress-fill')"
+            ".getBoundingClientRect().width > w * 5",
+            arg=first_width,
+        )
+        page.screenshot(path=ARTIFACTS / "run-progress.png", full_page=True)
+
+        # and once the run has finished the page stops refreshing
+        in_another_thread(
+            lambda: JobRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.SUCCEEDED, finished_at=timezone.now(), duration_ms=5_000
+            )
+        )
+        expect(page.locator("#run .badge").first).to_have_text("succeeded", timeout=10_000)
+        expect(page.locator("#progress")).to_have_count(0)

@@ -351,8 +351,9 @@ def test_the_dashboard_reads_the_database_a_handful_of_times(django_assert_max_n
     # the session, the user and their two permission reads; the job overviews (five, with
     # the schedules and their last runs), the lag, the failures and the recent runs; the
     # queues' controls (five: the audit's latest id, queue states, rate limits, the drain, the
-    # run-time concurrencies), the rate limits and the drain
-    with django_assert_max_num_queries(19):
+    # run-time concurrencies), the rate limits and the drain; the queues' waits (one a queue:
+    # default, money, notifications); the workers and the runs they execute
+    with django_assert_max_num_queries(24):
         assert client.get(DASHBOARD).status_code == 200
 
 
