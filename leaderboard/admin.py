@@ -1,9 +1,10 @@
 """The leaderboard in the admin: rows only services write, read-only, and the guarded job
-action on prize pools."""
+action on prize pools; a pool's page links to the runs that changed it."""
 
 from django.contrib import admin
 
 from jobs.admin.tools import (
+    EntityRunsLink,
     JobPermissions,
     MoneyFieldsAdmin,
     ReadOnlyAdmin,
@@ -71,7 +72,8 @@ class ArchivedScoreAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PrizePool)
-class PrizePoolAdmin(JobPermissions, MoneyFieldsAdmin, ReadOnlyAdmin):
+class PrizePoolAdmin(EntityRunsLink, JobPermissions, MoneyFieldsAdmin, ReadOnlyAdmin):
+    run_entity = "pool"
     money_fields = ("amount",)
     amount_text = money_display("amount")
     list_display = (

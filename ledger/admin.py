@@ -1,5 +1,6 @@
 """The ledger in the admin: read-only, since every change is a service's transfer or
-transition; the one action runs the release job the schedule would run."""
+transition; the one action runs the release job the schedule would run, and the page of a row
+jobs change links to the runs that changed it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.tools import (
+    EntityRunsLink,
     JobPermissions,
     MoneyFieldsAdmin,
     ReadOnlyAdmin,
@@ -56,7 +58,8 @@ class LedgerAdmin(MoneyFieldsAdmin, ReadOnlyAdmin):
 
 
 @admin.register(Wallet)
-class WalletAdmin(LedgerAdmin):
+class WalletAdmin(EntityRunsLink, LedgerAdmin):
+    run_entity = "wallet"
     money_fields = ("spendable_balance", "receivable_balance")
     spendable_balance_text = money_display("spendable_balance", "spendable")
     receivable_balance_text = money_display("receivable_balance", "receivable")
@@ -134,7 +137,8 @@ class DonationAdmin(LedgerAdmin):
 
 
 @admin.register(Match)
-class MatchAdmin(LedgerAdmin):
+class MatchAdmin(EntityRunsLink, LedgerAdmin):
+    run_entity = "match"
     list_display = (
         "id",
         "donor",
@@ -168,7 +172,8 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Escrow)
-class EscrowAdmin(JobPermissions, LedgerAdmin):
+class EscrowAdmin(EntityRunsLink, JobPermissions, LedgerAdmin):
+    run_entity = "escrow"
     list_display = (
         "id",
         "donation",
@@ -217,7 +222,8 @@ class EscrowAdmin(JobPermissions, LedgerAdmin):
 
 
 @admin.register(DonationCycle)
-class DonationCycleAdmin(LedgerAdmin):
+class DonationCycleAdmin(EntityRunsLink, LedgerAdmin):
+    run_entity = "cycle"
     list_display = ("id", "wallet", "amount_text", "status_text", "due_at", "reminded_at")
     list_filter = ("status",)
 

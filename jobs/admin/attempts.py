@@ -1,13 +1,27 @@
-"""A run's attempts in the admin: each with its status, times, worker, message and error, the
-traceback folded under its last line."""
+"""A run's attempts in the admin: each with its status, times, how long its message waited for a
+worker, the worker, message and error, the traceback folded under its last line; and each
+attempt's own log lines, folded, errors and warnings highlighted."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from collections.abc import Iterable
 
-from jobs.admin.tools import collapsed, nowrap, pre_text, status_badge, when_text
+from django.contrib import admin
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from jobs.admin.tools import MUTED, collapsed, nowrap, pre_text, status_badge, when_text
+from jobs.dashboard.live import attempt_logs, seconds_words
 from jobs.exceptions import VIEW_RUNS_PERMISSION
 from jobs.models import JobRunAttempt
+
+# Log lines at these levels stand out, in the status colours' red and amber.
+LEVEL_STYLES = {
+    "ERROR": "background:#ffebe9;color:#cf222e",
+    "CRITICAL": "background:#ffebe9;color:#cf222e",
+    "WARNING": "background:#fff8c5;color:#9a6700",
+}
+LOG_LINE = "<div style='white-space:pre-wrap;{}'><span style='color:#6e7781'>{}</span> {}</div>"
 
 
 def _last_line(text: str) -> str:
@@ -24,6 +38,7 @@ class JobRunAttemptInline(admin.TabularInline):
         "status_text",
         "started",
         "finished",
+        "waited",
         "worker_text",
         "message_id",
         "error_text",
@@ -55,6 +70,22 @@ class JobRunAttemptInline(admin.TabularInline):
     def finished(self, attempt: JobRunAttempt):
         return nowrap(when_text(attempt.finished_at))
 
+    @admin.display(description="waited")
+    def waited(self, attempt: JobRunAttempt):
+        """How long its message waited for a worker, and when it was sent (or came due)."""
+        if attempt.wait_ms is None:
+            return "—"
+        waited = (
+            f"{attempt.wait_ms:,} ms"
+            if attempt.wait_ms < 10_000
+            else seconds_words(attempt.wait_ms / 1000)
+        )
+        if attempt.queued_at is None:
+            return nowrap(waited)
+        return format_html(
+            "{}" + MUTED, nowrap(waited), nowrap(f"queued {when_text(attempt.queued_at)}")
+        )
+
     @admin.display(description="worker")
     def worker_text(self, attempt: JobRunAttempt):
         return nowrap(attempt.worker) if attempt.worker else "—"
@@ -65,3 +96,49 @@ class JobRunAttemptInline(admin.TabularInline):
         if not attempt.traceback:
             return pre_text(attempt.error)
         return collapsed(attempt.error or _last_line(attempt.traceback), attempt.traceback)
+
+
+def _counted(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def attempt_logs_text(attempts: Iterable[JobRunAttempt]):
+    """Each attempt's own lines, the newest attempt first, each folded under a line counting
+    them and its errors and warnings: a run retried a few times stays a short page."""
+    shown = []
+    for log in attempt_logs(attempts):
+        if not log.lines:
+            continue
+        errors = sum(line.level in ("ERROR", "CRITICAL") for line in log.lines)
+        warnings = sum(line.level == "WARNING" for line in log.lines)
+        counts = [_counted(len(log.lines), "line")]
+        if errors:
+            counts.append(_counted(errors, "error"))
+        if warnings:
+            counts.append(_counted(warnings, "warning"))
+        if log.cut:
+            counts.append("earlier lines not kept")
+        lines = format_html_join(
+            "",
+            LOG_LINE,
+            (
+                (
+                    LEVEL_STYLES.get(line.level, ""),
+                    timezone.localtime(line.at).strftime("%H:%M:%S") if line.at else "",
+                    line.line,
+                )
+                for line in log.lines
+            ),
+        )
+        shown.append(
+            format_html(
+                "<details><summary style='cursor:pointer'>attempt {} "
+                "<span style='color:#6e7781'>({})</span></summary>"
+                "<div style='font-family:monospace;font-size:11px;line-height:1.5;"
+                "max-height:32em;overflow:auto'>{}</div></details>",
+                log.attempt.number,
+                ", ".join(counts),
+                lines,
+            )
+        )
+    return format_html_join("", "{}", ((part,) for part in shown)) if shown else "—"

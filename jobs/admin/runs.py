@@ -1,4 +1,5 @@
-"""Run records in the admin: read-only, with their attempts, parameters and schedule, and two
+"""Run records in the admin: read-only, with their progress, attempts (each with its wait and its
+own log lines), parameters and schedule; filtered to the runs that changed a domain row; and two
 actions, retrying failed runs and cancelling unfinished ones (also from a run's page), through
 the same services as the API and the dashboard."""
 
@@ -10,10 +11,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from jobs.admin.attempts import JobRunAttemptInline
+from jobs.admin.attempts import JobRunAttemptInline, attempt_logs_text
 from jobs.admin.tools import (
     MUTED,
     PRE,
@@ -29,18 +31,128 @@ from jobs.admin.tools import (
     with_reason,
 )
 from jobs.cancellation import job_run_cancel
-from jobs.exceptions import RunNotCancellable
+from jobs.dashboard.live import progress_bar
+from jobs.entities import UnknownEntity, entity_label, entity_names, entity_run_ids
+from jobs.exceptions import InvalidInput, RunNotCancellable
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
+from jobs.selectors import run_progress
 from jobs.services import job_run_request
+
+# The run list's filter to the runs that changed one domain row: ?entity=escrow&entity_id=12.
+ENTITY_PARAMETER = "entity"
+ENTITY_ID_PARAMETER = "entity_id"
+
+
+def changed_entity(params) -> tuple[str, int] | None:
+    """The (entity, pk) a run list is filtered by, None when it is not; InvalidInput naming
+    the parameter at fault."""
+    entity, entity_id = params.get(ENTITY_PARAMETER), params.get(ENTITY_ID_PARAMETER)
+    if entity is None and entity_id is None:
+        return None
+    if not entity:
+        raise InvalidInput({ENTITY_PARAMETER: [f"give one of {', '.join(entity_names())}"]})
+    if entity not in entity_names():
+        raise InvalidInput({ENTITY_PARAMETER: [str(UnknownEntity(entity, entity_names()))]})
+    if entity_id is None or not entity_id.isdigit():
+        raise InvalidInput({ENTITY_ID_PARAMETER: ["give the row's id, a whole number"]})
+    return entity, int(entity_id)
+
+
+class ChangedEntityFilter(admin.ListFilter):
+    """Exactly the runs that changed one escrow, wallet, cycle, match or prize pool, as its
+    app says (jobs.entities); reached from that row's page."""
+
+    title = "changed"
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        for name in self.expected_parameters():
+            if name in params:
+                self.used_parameters[name] = params.pop(name)[-1]
+        # The run list refused a bad pair before it got here (JobRunAdmin.changelist_view).
+        self.changed = changed_entity(self.used_parameters)
+
+    def has_output(self) -> bool:
+        return self.changed is not None
+
+    def expected_parameters(self) -> list[str]:
+        return [ENTITY_PARAMETER, ENTITY_ID_PARAMETER]
+
+    def choices(self, changelist):
+        entity, pk = self.changed
+        yield {
+            "selected": True,
+            "query_string": changelist.get_query_string(),
+            "display": f"{entity_label(entity)} #{pk}",
+        }
+        yield {
+            "selected": False,
+            "query_string": changelist.get_query_string(remove=self.expected_parameters()),
+            "display": "All runs",
+        }
+
+    def queryset(self, request, queryset):
+        if self.changed is None:
+            return queryset
+        entity, pk = self.changed
+        return queryset.filter(pk__in=sorted(entity_run_ids(entity, pk)))
+
+
+def _per_second_text(per_second: float) -> str:
+    return f"{per_second:,.0f}/s" if per_second >= 10 else f"{per_second:,.1f}/s"
+
+
+def progress_text(progress: dict | None, *, running: bool):
+    """A run's progress as a bar with its figures: done of total, batches, rate and, while it
+    runs, the time left; a fanned-out run's also counts its shards."""
+    bar = progress_bar(progress)
+    if bar is None:
+        return "—"
+    what = f" {bar.what}" if bar.what else ""
+    if bar.total is not None:
+        counted = f"{bar.done:,} / {bar.total:,}{what}"
+    else:
+        counted = f"{bar.done:,}{what} (total not known yet)"
+    if bar.percent is not None:
+        counted += f" ({bar.percent}%)"
+    facts = []
+    if bar.shards_total:
+        facts.append(f"shards {bar.shards_done:,} of {bar.shards_total:,} finished")
+    if bar.batches is not None:
+        facts.append(f"{bar.batches:,} batches")
+    if bar.per_second:
+        facts.append(_per_second_text(bar.per_second))
+    if running and bar.seconds_left:
+        facts.append(f"about {bar.seconds_left} left")
+    if bar.at is not None:
+        facts.append(f"saved {when_text(bar.at)}")
+    colour = "#0969da" if running else "#6e7781"
+    return format_html(
+        "<div style='width:24em;max-width:100%;height:8px;background:#eaeef2;border-radius:4px'>"
+        "<div style='width:{}%;height:8px;background:{};border-radius:4px'></div></div>"
+        "<div style='font-variant-numeric:tabular-nums;margin-top:4px'>{}</div>" + MUTED,
+        bar.percent or 0,
+        colour,
+        counted,
+        " · ".join(facts),
+    )
 
 
 @admin.register(JobRun)
 class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
     list_display = ("id", "job_text", "status_text", "requested", "created", "duration")
     list_display_links = ("id", "job_text")
-    list_filter = ("job", "status", "trigger", "schedule", "dry_run", "created_at")
+    list_filter = (
+        ChangedEntityFilter,
+        "job",
+        "status",
+        "trigger",
+        "schedule",
+        "dry_run",
+        "created_at",
+    )
     search_fields = ("=id", "job", "requested_by", "reason", "error", "message_id")
     inlines = [JobRunAttemptInline]
     actions = ["retry_failed", "cancel_runs"]
@@ -55,6 +167,8 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
                     "params_shown",
                     "status_text",
                     "status_reason",
+                    # Once the run reported progress (a fanned-out run: once a shard did).
+                    "progress_shown",
                     "dry_run_text",
                     "urgent",
                     "as_of",
@@ -72,15 +186,37 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
             "Timing",
             {"fields": ("created", "started", "finished", "duration", "attempt_count")},
         ),
-        ("Outcome", {"fields": ("summary_text", "summary_json", "error_text", "traceback_text")}),
+        (
+            "Outcome",
+            # The attempts' own lines, folded, once one logged something.
+            {
+                "fields": (
+                    "summary_text",
+                    "summary_json",
+                    "error_text",
+                    "traceback_text",
+                    "log_text",
+                )
+            },
+        ),
         ("Delivery", {"fields": ("message_id", "code_version", "idempotency_key", "repairs")}),
     )
 
     def get_fieldsets(self, request, obj=None):
-        # The cancel section only says something once somebody asked to cancel the run.
-        if obj is not None and obj.cancel_requested_at is not None:
-            return self.fieldsets
-        return tuple(fieldset for fieldset in self.fieldsets if fieldset[0] != "Cancel")
+        # The cancel section, the progress and the log lines only say something once there
+        # is something: a run's page stays short.
+        hidden = set()
+        if obj is None or obj.cancel_requested_at is None:
+            hidden.add("Cancel")
+        if obj is None or run_progress(obj) is None:
+            hidden.add("progress_shown")
+        if obj is None or not any(attempt.log for attempt in obj.attempts.all()):
+            hidden.add("log_text")
+        return tuple(
+            (name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+            for name, options in self.fieldsets
+            if name not in hidden
+        )
 
     readonly_fields = (
         "job",
@@ -113,6 +249,8 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
         "code_version",
         "idempotency_key",
         "repairs",
+        "progress_shown",
+        "log_text",
     )
 
     @admin.display(description="job", ordering="job")
@@ -181,6 +319,14 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
         )
         return format_html("<table style='width:auto'>{}</table>", rows)
 
+    @admin.display(description="progress")
+    def progress_shown(self, run: JobRun):
+        return progress_text(run_progress(run), running=not run.is_finished)
+
+    @admin.display(description="each attempt's lines")
+    def log_text(self, run: JobRun):
+        return attempt_logs_text(run.attempts.all())
+
     @admin.display(description="full summary")
     def summary_json(self, run: JobRun):
         if not run.summary:
@@ -245,6 +391,22 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
             path("<path:object_id>/cancel/", cancel, name="jobs_jobrun_cancel"),
             *super().get_urls(),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        # A bad ?entity=/&entity_id= is a 400 naming the parameter, not the admin's redirect
+        # to "?e=1" and its "Database error" page (for whoever may see the list at all).
+        try:
+            if self.has_view_or_change_permission(request):
+                changed_entity(request.GET)
+        except InvalidInput as exc:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Runs that changed a row",
+                "opts": self.model._meta,
+                "fields": exc.fields,
+            }
+            return TemplateResponse(request, "admin/steward/bad_filter.html", context, status=400)
+        return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)

@@ -1,7 +1,8 @@
 """Shared pieces of the admin: read-only model admins, job permissions for actions, the
 confirmation page that asks an operator for a reason (and what else an action needs) before it
-runs, service refusals shown on a form's fields, and how statuses, times and money are shown
-(a coloured badge; a schedule's time in its zone and in UTC; minor units with the currency)."""
+runs, service refusals shown on a form's fields, a domain row's button to the runs that changed
+it, and how statuses, times and money are shown (a coloured badge; a schedule's time in its
+zone and in UTC; minor units with the currency)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from redis.exceptions import RedisError
 
 from jobs.dashboard.forms import REASON_MAX_LENGTH, REASON_TOO_LONG
+from jobs.entities import entity_run_ids
 from jobs.exceptions import (
     CANCEL_PERMISSION,
     CLEAR_QUEUE_PERMISSION,
@@ -28,6 +32,7 @@ from jobs.exceptions import (
     QUEUE_LIMITS_PERMISSION,
     RETRY_PERMISSION,
     TRIGGER_PERMISSION,
+    VIEW_RUNS_PERMISSION,
     InvalidInput,
     StewardError,
 )
@@ -175,6 +180,29 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def entity_runs_url(entity: str, pk: int) -> str:
+    """The run list filtered to exactly the runs that changed row `pk` of `entity`."""
+    changelist = reverse("admin:jobs_jobrun_changelist")
+    return f"{changelist}?{urlencode({'entity': entity, 'entity_id': pk})}"
+
+
+class EntityRunsLink:
+    """A "Runs that changed it" button on the change page of a row jobs change, counting
+    them, for whoever may see runs. `run_entity` is the name its app registered it under
+    (jobs.entities)."""
+
+    run_entity: str
+    change_form_template = "admin/steward/entity_change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = dict(extra_context or {})
+        if request.user.has_perm(VIEW_RUNS_PERMISSION) and object_id.isdigit():
+            pk = int(object_id)
+            context["entity_runs_url"] = entity_runs_url(self.run_entity, pk)
+            context["entity_runs_count"] = len(entity_run_ids(self.run_entity, pk))
+        return super().change_view(request, object_id, form_url, context)
 
 
 class JobPermissions:
