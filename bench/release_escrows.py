@@ -2,6 +2,7 @@
 
     python -m bench.release_escrows [--escrows 100000] [--wallets 20000] [--naive 5000]
                                     [--batch-size N] [--check]
+    python -m bench.release_escrows --progress-saving [--repeats 4] [--small-escrows 20000]
 
 From an identical fresh dataset each time (rebuilt with set-based SQL and COPY), it measures
 
@@ -23,6 +24,14 @@ bench/results/release_escrows.json. Targets: (a) >= 20x (b), (a) >= 0.5x (c), pe
 under 200 MB. With --check the exit status is 1 when a target is missed; it is 1 anyway when a
 measurement did the wrong thing (counts, run statuses, or a ledger that does not reconcile).
 
+With --progress-saving it measures only what saving a running run's progress costs: (a) with
+STEWARD_PROGRESS_SAVE_SECONDS at its default (2.0) and off (10**9 seconds: a run saves only when
+it finishes), alternating, each from an identical fresh dataset, in three set-ups: the default
+fan-out, one run without fan-out (where the periodic saves happen), and `--small-escrows` in
+batches of 50 as the end-to-end tests run. It prints each set-up's throughput ratio (on/off,
+target: costs under 2%) with the saves counted and timed inside the job process, and writes
+bench/results/release_escrows_progress.json.
+
 The database named in DATABASE_URL (default steward_bench) is created and migrated if missing,
 and its ledger, job-run and user tables are emptied for every measurement, so the benchmark
 refuses a database whose name does not contain "bench".
@@ -34,6 +43,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -49,6 +59,12 @@ AS_OF = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 TARGET_VS_NAIVE = 20.0
 TARGET_VS_SQL = 0.5
 TARGET_PEAK_MB = 200.0
+# Saving progress at its default interval may cost at most this share of (a)'s throughput.
+TARGET_PROGRESS_COST = 0.02
+PROGRESS_SAVE_DEFAULT = "2.0"
+# "Off": longer than any run, so a run saves its progress only once, when it finishes.
+PROGRESS_SAVE_OFF = str(10**9)
+SMALL_BATCH_SIZE = 50
 
 
 # --- Dataset ----------------------------------------------------------------------------------
@@ -225,8 +241,8 @@ def ledger_clean() -> bool:
 # --- (a) Steward's job, in a fresh worker-like process ----------------------------------------
 
 
-def job_measure_in_subprocess(*, batch_size: int) -> dict:
-    env = {**os.environ, "STEWARD_BATCH_SIZE": str(batch_size)}
+def job_measure_in_subprocess(*, batch_size: int, env: dict[str, str] | None = None) -> dict:
+    env = {**os.environ, "STEWARD_BATCH_SIZE": str(batch_size), **(env or {})}
     completed = subprocess.run(
         [sys.executable, "-m", "bench.release_escrows", "--run-job"],
         env=env,
@@ -277,14 +293,15 @@ def job_run_here() -> dict:
     broker = StubBroker()
     dramatiq.set_broker(broker)
 
-    from django.conf import settings
     from django.db import connection
 
     from jobs.actors import actor_for
+    from jobs.conf import conf
     from jobs.models import JobRun, RunStatus
     from jobs.runner import job_run_execute
     from jobs.services import job_run_request
 
+    saves = progress_saves_count()
     queue = broker.queues.get(actor_for("release_escrows").queue_name)
     with connection.cursor() as cursor:  # connect before the clock starts
         cursor.execute("SELECT pg_backend_pid()")
@@ -313,9 +330,12 @@ def job_run_here() -> dict:
         "summary": {k: v for k, v in run.summary.items() if k != "sample_ids"},
         "shards": shards,
         "shards_not_succeeded": failed,
-        "batch_size": settings.STEWARD_BATCH_SIZE,
-        "fanout_threshold": settings.STEWARD_FANOUT_THRESHOLD,
-        "shard_size": settings.STEWARD_SHARD_SIZE,
+        "batch_size": conf.BATCH_SIZE,
+        "fanout_threshold": conf.FANOUT_THRESHOLD,
+        "shard_size": conf.SHARD_SIZE,
+        "progress_save_seconds": str(conf.PROGRESS_SAVE_SECONDS),
+        "progress_saves": saves["count"],
+        "progress_saving_seconds": round(saves["seconds"], 4),
         "peak_rss_mb": peak_rss_mb(usage),
         # What getrusage says; on Linux it also counts the parent's RSS at fork, see above.
         "ru_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
@@ -326,6 +346,25 @@ def job_run_here() -> dict:
             else None
         ),
     }
+
+
+def progress_saves_count() -> dict:
+    """Count and time every progress save of the runs in this process (the run's progress and
+    its attempt's log lines), by wrapping the context's save: the direct cost, which the
+    throughput ratio measures too but within the machine's noise."""
+    from jobs.context import JobContext
+
+    saves = {"count": 0, "seconds": 0.0}
+    save = JobContext._save_progress
+
+    def timed_save(context, **kwargs) -> None:
+        started = time.perf_counter()
+        save(context, **kwargs)
+        saves["seconds"] += time.perf_counter() - started
+        saves["count"] += 1
+
+    JobContext._save_progress = timed_save
+    return saves
 
 
 # --- (b) The naive loop -----------------------------------------------------------------------
@@ -570,15 +609,156 @@ def rate(result: dict) -> float:
     return result["escrows"] / result["seconds"] if result["seconds"] else 0.0
 
 
+# --- Progress saving: on at its default vs off ------------------------------------------------
+
+
+def progress_saving_measure(
+    *, label: str, escrows: int, wallets: int, batch_size: int, repeats: int, env: dict
+) -> dict:
+    """(a) `repeats` times with progress saving on and off, alternating which goes first, each
+    from a fresh dataset; the median of the repeats' on/off throughput ratios."""
+    modes = {"on": PROGRESS_SAVE_DEFAULT, "off": PROGRESS_SAVE_OFF}
+    rounds: dict[str, list[dict]] = {"on": [], "off": []}
+    correct = True
+    for repeat in range(repeats):
+        order = ["on", "off"] if repeat % 2 == 0 else ["off", "on"]
+        for mode in order:
+            dataset_build(escrows=escrows, wallets=wallets)
+            result = job_measure_in_subprocess(
+                batch_size=batch_size,
+                env={**env, "STEWARD_PROGRESS_SAVE_SECONDS": modes[mode]},
+            )
+            correct &= (
+                result["escrows"] == escrows
+                and result["run_status"] == "succeeded"
+                and not result["shards_not_succeeded"]
+                and due_count() == 0
+            )
+            result["escrows_per_second"] = round(rate(result), 1)
+            rounds[mode].append(result)
+            print(
+                f"  {label}, saving {mode}: {result['escrows']:,} in {result['seconds']:.2f} s "
+                f"({result['escrows_per_second']:,.0f}/s), {result['progress_saves']} saves "
+                f"taking {result['progress_saving_seconds'] * 1000:.1f} ms",
+                flush=True,
+            )
+    # Each repeat's on and off ran back to back: their ratio cancels the machine's slow drift
+    # (other work starting or stopping), and the spread of the ratios shows its noise.
+    ratios = sorted(
+        on["escrows_per_second"] / off["escrows_per_second"]
+        for on, off in zip(rounds["on"], rounds["off"], strict=True)
+    )
+    ratio = statistics.median(ratios)
+    saving_share = statistics.median(
+        r["progress_saving_seconds"] / r["seconds"] for r in rounds["on"]
+    )
+    return {
+        "label": label,
+        "escrows": escrows,
+        "batch_size": batch_size,
+        "env": env,
+        "median_escrows_per_second": {
+            mode: statistics.median(r["escrows_per_second"] for r in rounds[mode])
+            for mode in rounds
+        },
+        "throughput_ratio_on_vs_off": round(ratio, 4),
+        "pair_ratios": [round(value, 4) for value in ratios],
+        "cost_share": round(1 - ratio, 4),
+        "saving_time_share": round(saving_share, 5),
+        "saves_per_run": statistics.median(r["progress_saves"] for r in rounds["on"]),
+        "met": 1 - ratio < TARGET_PROGRESS_COST,
+        "correct": correct,
+        "rounds": rounds,
+    }
+
+
+def progress_saving_main(args, *, batch_size: int, machine: dict) -> int:
+    from django.db import connection
+
+    setups = [
+        ("fanned out", args.escrows, batch_size, {}),
+        ("one run", args.escrows, batch_size, {"STEWARD_FANOUT_THRESHOLD": "0"}),
+        (
+            f"batches of {SMALL_BATCH_SIZE}",
+            args.small_escrows,
+            SMALL_BATCH_SIZE,
+            {"STEWARD_FANOUT_THRESHOLD": "0"},
+        ),
+    ]
+    results = [
+        progress_saving_measure(
+            label=label,
+            escrows=escrows,
+            wallets=args.wallets,
+            batch_size=size,
+            repeats=args.repeats,
+            env=env,
+        )
+        for label, escrows, size, env in setups
+    ]
+    correct = all(result["correct"] for result in results) and ledger_clean()
+    print()
+    print(
+        f"{'set-up':<16}{'escrows':>10}{'batch':>7}{'saves':>7}{'on /s':>9}{'off /s':>9}"
+        f"{'on/off':>8}{'spread':>15}{'saving':>9}  target"
+    )
+    for result in results:
+        medians = result["median_escrows_per_second"]
+        spread = f"{result['pair_ratios'][0]:.3f}-{result['pair_ratios'][-1]:.3f}"
+        verdict = "met" if result["met"] else "MISSED"
+        print(
+            f"{result['label']:<16}{result['escrows']:>10,}{result['batch_size']:>7,}"
+            f"{result['saves_per_run']:>7g}{medians['on']:>9,.0f}{medians['off']:>9,.0f}"
+            f"{result['throughput_ratio_on_vs_off']:>8.3f}{spread:>15}"
+            f"{result['saving_time_share']:>9.3%}  costs < {TARGET_PROGRESS_COST:.0%}: {verdict}"
+        )
+    print(
+        f"on/off: median over the repeats of the throughput with progress saved every "
+        f"{PROGRESS_SAVE_DEFAULT} s over saved only when a run ends, each pair run back to back "
+        "(spread: the lowest and highest pair); saves: per run with saving on, its shards' "
+        "included; saving: the share of the run spent in the saves themselves"
+    )
+    print(f"correctness (counts, run statuses, ledger reconciles): {'ok' if correct else 'FAILED'}")
+    report = {
+        "command": harness.command_line(),
+        "machine": machine,
+        "database": connection.settings_dict["NAME"],
+        "repeats": args.repeats,
+        "progress_save_seconds": {"on": PROGRESS_SAVE_DEFAULT, "off": PROGRESS_SAVE_OFF},
+        "target_cost_share": TARGET_PROGRESS_COST,
+        "setups": results,
+        "correct": correct,
+    }
+    return harness.results_finish(
+        f"{NAME}_progress",
+        report,
+        correct=correct,
+        check=args.check,
+        targets_met=all(result["met"] for result in results),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.release_escrows", description=__doc__)
     parser.add_argument("--escrows", type=int, default=100_000)
     parser.add_argument("--wallets", type=int, default=20_000)
     parser.add_argument("--naive", type=int, default=5_000)
-    parser.add_argument(
-        "--batch-size", type=int, default=None, help="default: settings.STEWARD_BATCH_SIZE"
-    )
+    parser.add_argument("--batch-size", type=int, default=None, help="default: STEWARD_BATCH_SIZE")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--progress-saving",
+        action="store_true",
+        help="measure only progress saving on vs off (writes release_escrows_progress.json)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=4, help="with --progress-saving: on/off pairs per set-up"
+    )
+    parser.add_argument(
+        "--small-escrows",
+        type=int,
+        default=20_000,
+        help=f"with --progress-saving: escrows released in batches of {SMALL_BATCH_SIZE}",
+    )
     parser.add_argument("--run-job", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -590,12 +770,13 @@ def main(argv: list[str] | None = None) -> int:
     database_url = os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     created = harness.database_ensure(database_url)
     harness.django_setup()
-    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
+    from jobs.conf import conf
+
     call_command("migrate", interactive=False, verbosity=0)
-    batch_size = args.batch_size or settings.STEWARD_BATCH_SIZE
+    batch_size = args.batch_size or conf.BATCH_SIZE
     machine = harness.machine_info(database_url=database_url)
     print(
         f"Database {connection.settings_dict['NAME']}{' (created)' if created else ''}: "
@@ -604,10 +785,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"Dataset: {args.escrows:,} due escrows over {args.wallets:,} wallets; batch size "
-        f"{batch_size:,}, fan-out above {settings.STEWARD_FANOUT_THRESHOLD:,} in shards of "
-        f"{settings.STEWARD_SHARD_SIZE:,}",
+        f"{batch_size:,}, fan-out above {conf.FANOUT_THRESHOLD:,} in shards of "
+        f"{conf.SHARD_SIZE:,}",
         flush=True,
     )
+    if args.progress_saving:
+        return progress_saving_main(args, batch_size=batch_size, machine=machine)
     builds = []
 
     def fresh() -> None:
@@ -721,8 +904,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "settings": {
             "batch_size": batch_size,
-            "fanout_threshold": settings.STEWARD_FANOUT_THRESHOLD,
-            "shard_size": settings.STEWARD_SHARD_SIZE,
+            "fanout_threshold": conf.FANOUT_THRESHOLD,
+            "shard_size": conf.SHARD_SIZE,
         },
         "results": {
             "job": {**job, "escrows_per_second": round(rates["job"], 1)},
