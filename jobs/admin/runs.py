@@ -16,6 +16,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.attempts import JobRunAttemptInline, attempt_logs_text
+from jobs.admin.entity_filter import ChangedEntityFilter, changed_entity
+from jobs.admin.progress import progress_text
 from jobs.admin.tools import (
     MUTED,
     PRE,
@@ -31,113 +33,12 @@ from jobs.admin.tools import (
     with_reason,
 )
 from jobs.cancellation import job_run_cancel
-from jobs.dashboard.live import progress_bar
-from jobs.entities import UnknownEntity, entity_label, entity_names, entity_run_ids
 from jobs.exceptions import InvalidInput, RunNotCancellable
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
 from jobs.selectors import run_progress
 from jobs.services import job_run_request
-
-# The run list's filter to the runs that changed one domain row: ?entity=escrow&entity_id=12.
-ENTITY_PARAMETER = "entity"
-ENTITY_ID_PARAMETER = "entity_id"
-
-
-def changed_entity(params) -> tuple[str, int] | None:
-    """The (entity, pk) a run list is filtered by, None when it is not; InvalidInput naming
-    the parameter at fault."""
-    entity, entity_id = params.get(ENTITY_PARAMETER), params.get(ENTITY_ID_PARAMETER)
-    if entity is None and entity_id is None:
-        return None
-    if not entity:
-        raise InvalidInput({ENTITY_PARAMETER: [f"give one of {', '.join(entity_names())}"]})
-    if entity not in entity_names():
-        raise InvalidInput({ENTITY_PARAMETER: [str(UnknownEntity(entity, entity_names()))]})
-    if entity_id is None or not entity_id.isdigit():
-        raise InvalidInput({ENTITY_ID_PARAMETER: ["give the row's id, a whole number"]})
-    return entity, int(entity_id)
-
-
-class ChangedEntityFilter(admin.ListFilter):
-    """Exactly the runs that changed one escrow, wallet, cycle, match or prize pool, as its
-    app says (jobs.entities); reached from that row's page."""
-
-    title = "changed"
-
-    def __init__(self, request, params, model, model_admin):
-        super().__init__(request, params, model, model_admin)
-        for name in self.expected_parameters():
-            if name in params:
-                self.used_parameters[name] = params.pop(name)[-1]
-        # The run list refused a bad pair before it got here (JobRunAdmin.changelist_view).
-        self.changed = changed_entity(self.used_parameters)
-
-    def has_output(self) -> bool:
-        return self.changed is not None
-
-    def expected_parameters(self) -> list[str]:
-        return [ENTITY_PARAMETER, ENTITY_ID_PARAMETER]
-
-    def choices(self, changelist):
-        entity, pk = self.changed
-        yield {
-            "selected": True,
-            "query_string": changelist.get_query_string(),
-            "display": f"{entity_label(entity)} #{pk}",
-        }
-        yield {
-            "selected": False,
-            "query_string": changelist.get_query_string(remove=self.expected_parameters()),
-            "display": "All runs",
-        }
-
-    def queryset(self, request, queryset):
-        if self.changed is None:
-            return queryset
-        entity, pk = self.changed
-        return queryset.filter(pk__in=sorted(entity_run_ids(entity, pk)))
-
-
-def _per_second_text(per_second: float) -> str:
-    return f"{per_second:,.0f}/s" if per_second >= 10 else f"{per_second:,.1f}/s"
-
-
-def progress_text(progress: dict | None, *, running: bool):
-    """A run's progress as a bar with its figures: done of total, batches, rate and, while it
-    runs, the time left; a fanned-out run's also counts its shards."""
-    bar = progress_bar(progress)
-    if bar is None:
-        return "—"
-    what = f" {bar.what}" if bar.what else ""
-    if bar.total is not None:
-        counted = f"{bar.done:,} / {bar.total:,}{what}"
-    else:
-        counted = f"{bar.done:,}{what} (total not known yet)"
-    if bar.percent is not None:
-        counted += f" ({bar.percent}%)"
-    facts = []
-    if bar.shards_total:
-        facts.append(f"shards {bar.shards_done:,} of {bar.shards_total:,} finished")
-    if bar.batches is not None:
-        facts.append(f"{bar.batches:,} batches")
-    if bar.per_second:
-        facts.append(_per_second_text(bar.per_second))
-    if running and bar.seconds_left:
-        facts.append(f"about {bar.seconds_left} left")
-    if bar.at is not None:
-        facts.append(f"saved {when_text(bar.at)}")
-    colour = "#0969da" if running else "#6e7781"
-    return format_html(
-        "<div style='width:24em;max-width:100%;height:8px;background:#eaeef2;border-radius:4px'>"
-        "<div style='width:{}%;height:8px;background:{};border-radius:4px'></div></div>"
-        "<div style='font-variant-numeric:tabular-nums;margin-top:4px'>{}</div>" + MUTED,
-        bar.percent or 0,
-        colour,
-        counted,
-        " · ".join(facts),
-    )
 
 
 @admin.register(JobRun)

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from rich.console import Console
 
-from jobs.management.commands.runjob import ProgressDisplay, progress_line
+from jobs.management.commands._progress import ProgressDisplay, progress_line
 from jobs.models import JobRun, RunStatus
 from tests.factories import HOLD, donation_at
 
