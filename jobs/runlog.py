@@ -12,6 +12,8 @@ import logging
 import threading
 from datetime import UTC, datetime
 
+from django.db import transaction
+
 from jobs.conf import conf
 from jobs.models import JobRun, JobRunAttempt
 from jobs.panels import run_summary_figures
@@ -153,10 +155,19 @@ def run_log_capture_install() -> None:
 
 
 def run_log_save(run_id: int, attempt: int, *, final: bool = False) -> None:
-    """Save the attempt's lines so far with it; `final` once it has ended."""
+    """Save the attempt's lines so far with it; `final` once it has ended. A save while it
+    runs is best effort: it skips an attempt row another transaction holds (the final save
+    writes every line), so a run never waits on its own log."""
     lines = run_log_capture.lines(run_id, attempt, forget=final)
-    if lines is not None:
-        JobRunAttempt.objects.filter(run_id=run_id, number=attempt).update(log=lines)
+    if lines is None:
+        return
+    attempts = JobRunAttempt.objects.filter(run_id=run_id, number=attempt)
+    if final:
+        attempts.update(log=lines)
+        return
+    with transaction.atomic():
+        if attempts.select_for_update(skip_locked=True).values_list("pk", flat=True).first():
+            attempts.update(log=lines)
 
 
 def run_log_append(run_id: int, attempt: int) -> None:
