@@ -32,8 +32,10 @@ class Controls:
     concurrency: dict[str, int] = dataclasses.field(default_factory=dict)
     # Rate limit name -> (limit, window seconds); a queue's name limits the runs it starts.
     rate_limits: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
-    # The newest audit entry it reflects: an older copy never overwrites a newer one.
+    # The newest audit entry it reflects: an older copy never overwrites a newer one of the
+    # same database (`source`); a copy from another database sharing this Redis always does.
     version: int = 0
+    source: str = ""
     # Whether this came from Redis; a worker that cannot read it obeys its last known copy.
     published: bool = True
 
@@ -48,6 +50,7 @@ class Controls:
                 "concurrency": self.concurrency,
                 "rate_limits": {name: list(rate) for name, rate in self.rate_limits.items()},
                 "version": self.version,
+                "source": self.source,
             },
             sort_keys=True,
         )
@@ -64,6 +67,7 @@ class Controls:
                 for name, (limit, window) in data.get("rate_limits", {}).items()
             },
             version=int(data.get("version", 0)),
+            source=str(data.get("source", "")),
         )
 
 
@@ -77,11 +81,17 @@ def control_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
 
 
-# Set the snapshot unless the one there reflects a newer change: a worker's periodic publish
-# that read the database just before an operator's change never undoes it.
+# Set the snapshot unless the one there reflects a newer change of the same database: a
+# worker's periodic publish that read the database just before an operator's change never
+# undoes it, and a copy left by another database (a reset one) is replaced.
 _WRITE_UNLESS_NEWER = """
 local current = redis.call('get', KEYS[1])
-if current and cjson.decode(current)['version'] > tonumber(ARGV[2]) then return 0 end
+if current then
+  local published = cjson.decode(current)
+  if published['source'] == ARGV[3] and published['version'] > tonumber(ARGV[2]) then
+    return 0
+  end
+end
 redis.call('set', KEYS[1], ARGV[1])
 return 1
 """
@@ -90,7 +100,7 @@ return 1
 def controls_write(controls: Controls) -> bool:
     """Publish `controls`; False when a newer copy is there already."""
     written = control_client().eval(
-        _WRITE_UNLESS_NEWER, 1, SNAPSHOT_KEY, controls.encode(), controls.version
+        _WRITE_UNLESS_NEWER, 1, SNAPSHOT_KEY, controls.encode(), controls.version, controls.source
     )
     controls_view.forget()
     return bool(written)

@@ -4,8 +4,10 @@ limits, the snapshot the workers are given, the drain and the runs executing."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
@@ -63,6 +65,14 @@ def rate_limit_names() -> list[str]:
     return sorted(set(controlled_queues()) | set(parse_rate_limits(conf.QUEUE_RATE_LIMITS)))
 
 
+def database_identity() -> str:
+    """Which database the controls come from, so a copy in Redis left by another one (a
+    database reset, a second checkout sharing this Redis) is not taken for a newer one."""
+    settings_dict = connection.settings_dict
+    where = f"{settings_dict['ENGINE']}|{settings_dict['HOST']}|{settings_dict['PORT']}"
+    return hashlib.blake2b(f"{where}|{settings_dict['NAME']}".encode(), digest_size=8).hexdigest()
+
+
 def controls_snapshot() -> Controls:
     """What the fleet obeys, from the database: run-time values over the environment's."""
     version = ControlAction.objects.aggregate(latest=Max("id"))["latest"] or 0
@@ -77,6 +87,7 @@ def controls_snapshot() -> Controls:
         }
     )
     return Controls(
+        source=database_identity(),
         paused=frozenset(state.queue for state in states if state.paused),
         draining=FleetState.objects.filter(draining=True).exists(),
         concurrency=concurrency,

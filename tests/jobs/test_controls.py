@@ -231,12 +231,24 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(publish):
     newer = controls_read()
 
     # when a worker's periodic publish, read before the pause, arrives late
-    assert controls_write(Controls(version=newer.version - 1)) is False
+    assert controls_write(Controls(version=newer.version - 1, source=newer.source)) is False
 
     # then the pause stays published; a copy of the same version may be written again
     assert controls_read().paused == {"default"}
     assert controls_write(controls_snapshot())
     assert controls_read() == newer
+
+
+def test_a_copy_left_by_another_database_is_replaced_whatever_its_version(publish):
+    # given a pause published from another database sharing this Redis (a reset one), with a
+    # version this database has not reached
+    controls_write(Controls(paused=frozenset({"money"}), version=10**6, source="elsewhere"))
+
+    # when this database's controls are published
+    assert controls_write(controls_snapshot())
+
+    # then the workers obey this database: nothing is paused
+    assert controls_read().paused == frozenset()
 
 
 # --- the worker side -------------------------------------------------------------------------

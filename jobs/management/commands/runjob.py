@@ -297,9 +297,9 @@ class Command(BaseCommand):
             if run.is_finished:
                 return run
             time.sleep(0.2)
+        why = run_held_back(run) or "is a worker running (manage.py runworker)?"
         raise CommandError(
-            f"run #{run.pk} of {run.job} is still {run.status} after {timeout:g}s; is a worker "
-            "running (manage.py rundramatiq)?"
+            f"run #{run.pk} of {run.job} is still {run.status} after {timeout:g}s; {why}"
         )
 
     def _report(self, run: JobRun, *, as_json: bool) -> None:
