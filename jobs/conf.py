@@ -88,6 +88,12 @@ SETTINGS: dict[str, Setting] = {
     "DASHBOARD_LAG": Setting(
         "", "Dotted path of a function giving the dashboard's business-lag panel; empty: none."
     ),
+    "DASHBOARD_TRENDS": Setting(
+        [],
+        "Dotted paths of functions of a domain app that take `as_of` and return a "
+        "`jobs.panels.Trend`, drawn on the dashboard's index page.",
+        _comma_list,
+    ),
     "WORKER_HEARTBEAT_SECONDS": Setting(5, "Seconds between a worker process's heartbeats."),
     "WORKER_LOST_AFTER": Setting(
         60, "Seconds after its last heartbeat that a worker process counts as gone."

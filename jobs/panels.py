@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from jobs.conf import conf
@@ -36,6 +36,23 @@ class Panel:
     figures: list[Figure]
     # True when the figures call for an operator's attention (shown highlighted).
     alarming: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrendPoint:
+    day: date
+    value: int | None  # None: nothing recorded that day
+
+
+@dataclasses.dataclass(frozen=True)
+class Trend:
+    """A domain figure over the last days, drawn on the dashboard's index page as a chart
+    (`STEWARD_DASHBOARD_TRENDS` names the functions that give them)."""
+
+    title: str
+    points: list[TrendPoint]  # oldest first, one a day
+    money: bool = False  # values are minor units, shown with the currency
+    note: str = ""
 
 
 def duration_words(seconds: float) -> str:

@@ -19,6 +19,18 @@ JobBody = Callable[["JobContext"], dict[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
+class FollowUp:
+    """A job to request when a run of the declaring job ends `succeeded` (not a dry run).
+
+    `params` derives the follow-up's parameters from the finished run (its summary, the rows
+    it recorded as its own); None when the run changed nothing worth following up.
+    """
+
+    job: str
+    params: Callable[[Any], dict[str, Any] | None]
+
+
+@dataclasses.dataclass(frozen=True)
 class JobSpec:
     name: str
     body: JobBody
@@ -43,6 +55,9 @@ class JobSpec:
     concurrent_targets: bool = False
     # Whether its schedules run the latest missed slot when the scheduler comes back.
     catch_up: bool = False
+    # Jobs requested when a run succeeds having changed something, e.g. release_escrows ->
+    # check_milestones for the users it touched.
+    follow_ups: tuple[FollowUp, ...] = ()
 
     @property
     def actor_name(self) -> str:

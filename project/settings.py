@@ -237,6 +237,8 @@ STEWARD_METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 STEWARD_METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 # The dashboard's business-lag panel: the ledger's escrows overdue for release.
 STEWARD_DASHBOARD_LAG = "ledger.selectors.escrow_release_lag_panel"
+# The dashboard's domain trends: the money held, from the daily balance snapshots.
+STEWARD_DASHBOARD_TRENDS = ["ledger.selectors.money_held_trend"]
 STEWARD_RUN_RETENTION_DAYS = env_int("JOB_RUN_RETENTION_DAYS", 30)
 STEWARD_FAILED_RUN_RETENTION_DAYS = env_int("FAILED_JOB_RUN_RETENTION_DAYS", 90)
 
@@ -260,6 +262,10 @@ MATCH_EXPIRY_HOURS = env_int("MATCH_EXPIRY_HOURS", 24)
 CYCLE_DUE_DAYS = env_int("CYCLE_DUE_DAYS", 30)
 CYCLE_REMINDER_DAYS = env_int("CYCLE_REMINDER_DAYS", 7)
 DONOR_RELEASE_COINS = env_int("DONOR_RELEASE_COINS", 50)
+# Charity Coins booked to a user for each milestone reached (check_milestones); 0: none.
+MILESTONE_BONUS_COINS = env_int("MILESTONE_BONUS_COINS", 0)
+# Daily balance snapshots (snapshot_balances) are kept this many days.
+BALANCE_SNAPSHOT_RETENTION_DAYS = env_int("BALANCE_SNAPSHOT_RETENTION_DAYS", 90)
 
 # --- Logging ----------------------------------------------------------------------------------
 # STEWARD_LOG_FORMAT: "text" (with the time), "plain" (without: honcho stamps each line under

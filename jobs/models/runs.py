@@ -12,6 +12,7 @@ class Trigger(models.TextChoices):
     API = "api", "API"
     CLI = "cli", "CLI"
     RETRY = "retry", "Retry"
+    FOLLOW_UP = "follow_up", "Follow-up"
 
 
 class RunStatus(models.TextChoices):
@@ -137,6 +138,14 @@ class JobRun(models.Model):
         related_name="shards",
         help_text="The fanned-out run this shard belongs to.",
     )
+    follow_up_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="follow_ups",
+        help_text="The run whose outcome requested this one (its job spec's follow-ups).",
+    )
     shard = models.JSONField(
         null=True, blank=True, help_text="This shard's slice of the work, e.g. a pk range."
     )
@@ -168,6 +177,12 @@ class JobRun(models.Model):
                 fields=["schedule", "slot"],
                 condition=Q(schedule__isnull=False, slot__isnull=False),
                 name="jobrun_one_run_per_schedule_slot",
+            ),
+            # A run's follow-up of one job is requested once, however often its end is seen.
+            models.UniqueConstraint(
+                fields=["follow_up_of", "job"],
+                condition=Q(follow_up_of__isnull=False),
+                name="jobrun_one_follow_up_per_job",
             ),
             # Per user: another user's key, however equal, is another request.
             models.UniqueConstraint(

@@ -24,7 +24,7 @@ from leaderboard.models import (
 )
 from leaderboard.periods import period_bounds, period_start
 from leaderboard.services.pools import pool_account
-from ledger.models import Asset, TransferKind
+from ledger.models import Asset, TransferKind, TransferSubject
 from ledger.services.transfers import TransferLine, transfers_book, wallet_account
 
 CHUNK = 5_000
@@ -194,6 +194,8 @@ def _seed_entries(*, pools, sessions, players, seed: int) -> int:
             ENTRY_FEE,
             wallet_account(wallet_id, "spendable"),
             pool_account(pool_id),
+            TransferSubject.POOL,
+            pool_id,
         )
         for pool_id, pool_entries in entries.items()
         for wallet_id, session_id in pool_entries

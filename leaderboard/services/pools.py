@@ -20,7 +20,7 @@ from leaderboard.lock_objects import pool_lock
 from leaderboard.models import POOL_TRANSITIONS, Game, PoolPeriod, PoolStatus, PrizePool
 from leaderboard.periods import latest_ended_start, period_bounds
 from leaderboard.selectors import pool_winning_score
-from ledger.models import Asset, SystemAccount, TransferKind, Wallet
+from ledger.models import Asset, SystemAccount, TransferKind, TransferSubject, Wallet
 from ledger.services.transfers import TransferLine, transfers_book, wallet_account
 
 logger = logging.getLogger("steward.leaderboard")
@@ -69,6 +69,8 @@ def prize_pool_enter(
                 amount=fee,
                 debit_account=wallet_account(wallet.pk, "spendable"),
                 credit_account=pool_account(pool.pk),
+                subject_type=TransferSubject.POOL,
+                subject_id=pool.pk,
             )
         ]
     )
@@ -173,6 +175,8 @@ def prize_pool_finalize(*, pool_id: int, as_of: datetime, job_run=None) -> dict 
                     amount=pool.amount,
                     debit_account=pool_account(pool.pk),
                     credit_account=wallet_account(outcome["wallet_id"], "spendable"),
+                    subject_type=TransferSubject.POOL,
+                    subject_id=pool.pk,
                 )
             ],
             job_run=job_run,

@@ -18,7 +18,16 @@ from django.db.models import Max
 from django.utils import timezone
 
 from jobs.exceptions import ConflictError
-from ledger.models import Asset, Donation, DonationCycle, Escrow, Match, TransferKind, Wallet
+from ledger.models import (
+    Asset,
+    Donation,
+    DonationCycle,
+    Escrow,
+    Match,
+    TransferKind,
+    TransferSubject,
+    Wallet,
+)
 from ledger.services.donations import donation_reference
 from ledger.services.transfers import (
     COIN_ISSUANCE,
@@ -158,6 +167,8 @@ def demo_seed(*, plan: DemoPlan, now: datetime | None = None) -> dict:
                     d.amount,
                     wallet_account(d.donor_id, "spendable"),
                     wallet_account(d.recipient_id, "receivable"),
+                    TransferSubject.DONATION,
+                    d.pk,
                 )
                 for d in part
             ]
@@ -214,6 +225,8 @@ def demo_seed(*, plan: DemoPlan, now: datetime | None = None) -> dict:
                     escrow.amount,
                     wallet_account(escrow.recipient_id, "receivable"),
                     wallet_account(escrow.recipient_id, "spendable"),
+                    TransferSubject.ESCROW,
+                    escrow.pk,
                 )
             )
             lines.append(
@@ -224,6 +237,8 @@ def demo_seed(*, plan: DemoPlan, now: datetime | None = None) -> dict:
                     settings.DONOR_RELEASE_COINS,
                     COIN_ISSUANCE,
                     wallet_account(escrow.donor_id, "coins"),
+                    TransferSubject.ESCROW,
+                    escrow.pk,
                 )
             )
         transfers_book(lines=lines)

@@ -10,7 +10,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.exceptions import ConflictError
-from ledger.models import Asset, Donation, DonationCycle, Escrow, Match, TransferKind, Wallet
+from ledger.models import (
+    Asset,
+    Donation,
+    DonationCycle,
+    Escrow,
+    Match,
+    TransferKind,
+    TransferSubject,
+    Wallet,
+)
 from ledger.services.transfers import EXTERNAL_MONEY, TransferLine, transfers_book, wallet_account
 from ledger.statuses import CYCLE_TRANSITIONS, MATCH_TRANSITIONS, CycleStatus, MatchStatus
 
@@ -103,6 +112,8 @@ def donation_create(
                 amount=amount,
                 debit_account=wallet_account(donor.pk, "spendable"),
                 credit_account=wallet_account(recipient.pk, "receivable"),
+                subject_type=TransferSubject.DONATION,
+                subject_id=donation.pk,
             )
         ]
     )

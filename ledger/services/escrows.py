@@ -13,7 +13,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from jobs.sweeps import PkRange, ProgressCallback, sweep_in_batches, within
-from ledger.models import Asset, Channel, DonationCycle, Escrow, TransferKind
+from ledger.models import Asset, Channel, DonationCycle, Escrow, TransferKind, TransferSubject
 from ledger.services.notifications import NotificationDraft, notifications_queue
 from ledger.services.transfers import (
     COIN_ISSUANCE,
@@ -346,6 +346,8 @@ def _release_batch(
                 amount=amount,
                 debit_account=wallet_account(recipient_id, "receivable"),
                 credit_account=wallet_account(recipient_id, "spendable"),
+                subject_type=TransferSubject.ESCROW,
+                subject_id=pk,
             )
         )
         if coins:
@@ -357,6 +359,8 @@ def _release_batch(
                     amount=coins,
                     debit_account=COIN_ISSUANCE,
                     credit_account=wallet_account(donor_id, "coins"),
+                    subject_type=TransferSubject.ESCROW,
+                    subject_id=pk,
                 )
             )
         payload = {"escrow_id": pk, "transaction": ref, "amount": amount}

@@ -47,6 +47,9 @@ class TransferLine:
     amount: int
     debit_account: str
     credit_account: str
+    # The business object the booking belongs to (see `SUBJECT_OF_KIND`).
+    subject_type: str = ""
+    subject_id: int | None = None
 
 
 def _parse_wallet_account(code: str) -> tuple[int, str] | None:
@@ -117,8 +120,11 @@ _TRANSFER_COLUMNS = (
     "amount",
     "debit_account",
     "credit_account",
+    "subject_type",
+    "subject_id",
     "created_at",
     "job_run_id",
+    "xact",
 )
 
 
@@ -139,6 +145,8 @@ def _insert_transfers(lines: Sequence[TransferLine], job_run) -> None:
                     amount=line.amount,
                     debit_account=line.debit_account,
                     credit_account=line.credit_account,
+                    subject_type=line.subject_type,
+                    subject_id=line.subject_id,
                     job_run=job_run,
                 )
                 for line in lines
@@ -148,6 +156,9 @@ def _insert_transfers(lines: Sequence[TransferLine], job_run) -> None:
         return
     job_run_id = job_run.pk if job_run is not None else None
     now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        (xact,) = cursor.fetchone()
     sql = f"COPY {Transfer._meta.db_table} ({', '.join(_TRANSFER_COLUMNS)}) FROM STDIN"
     # COPY bypasses Django's cursor wrapper, so a duplicate reference is turned into Django's
     # IntegrityError here, as it would be for an INSERT.
@@ -166,8 +177,11 @@ def _insert_transfers(lines: Sequence[TransferLine], job_run) -> None:
                     line.amount,
                     line.debit_account,
                     line.credit_account,
+                    line.subject_type,
+                    line.subject_id,
                     now,
                     job_run_id,
+                    xact,
                 )
             )
 

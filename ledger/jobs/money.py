@@ -1,4 +1,5 @@
-"""The ledger's job bodies and their registration. Each adapts the run context to a service."""
+"""The money-moving jobs' bodies and their registration: releases, expiries, cycles, the
+business lag and the outbox's delivery. Each adapts the run context to a service."""
 
 from datetime import timedelta
 
@@ -19,7 +20,6 @@ from ledger.services.delivery import (
 )
 from ledger.services.escrows import escrows_due, escrows_release_due, escrows_release_preview
 from ledger.services.matches import matches_expire_due, matches_expire_preview
-from ledger.services.reconcile import ledger_reconcile
 
 LAG_REALERT_AFTER = timedelta(hours=1)
 
@@ -127,25 +127,6 @@ def deliver_notifications(context: JobContext) -> dict:
     return summary
 
 
-def reconcile_ledger(context: JobContext) -> dict:
-    """Read-only, so a dry run is the same check."""
-    report = ledger_reconcile()
-    for check in report["checks"]:
-        if check["ok"]:
-            context.log.info("Check %s: ok", check["check"])
-        else:
-            context.log.error(
-                "Check %s: %s difference(s), e.g. %s",
-                check["check"],
-                check["differences"],
-                check["sample"][:3],
-            )
-    if not report["clean"]:
-        failed = [check["check"] for check in report["checks"] if not check["ok"]]
-        context.mark_partial(f"ledger differences found: {', '.join(failed)}")
-    return report
-
-
 def monitor_business_lag(context: JobContext) -> dict:
     """Alert when escrows wait for release longer than the threshold (at most hourly)."""
     lag = escrow_release_lag(as_of=context.as_of)
@@ -181,7 +162,7 @@ def monitor_business_lag(context: JobContext) -> dict:
     return {**lag.as_dict(), "threshold_seconds": threshold, "lagging": lagging, "alerted": alert}
 
 
-def register_ledger_jobs() -> None:
+def register_money_jobs() -> None:
     register(
         JobSpec(
             name="release_escrows",
@@ -239,15 +220,5 @@ def register_ledger_jobs() -> None:
             queue="notifications",
             description="Send pending outbox rows through their channel (email, push, SMS), "
             "each at most once; retry failures with backoff; rate-limited per channel.",
-        )
-    )
-    register(
-        JobSpec(
-            name="reconcile_ledger",
-            body=reconcile_ledger,
-            cron="30 3 * * *",
-            description="Prove debits = credits per asset, cached balances = transfer replay, "
-            "no negative balance, each escrow booked once, no pool paid twice; alert on any "
-            "difference.",
         )
     )
