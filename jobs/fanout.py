@@ -1,5 +1,5 @@
 """Fan-out: a large backlog handed to shard runs that any worker can take, and the fanned-out
-run ended once its last shard has ended."""
+run ended once its last shard has ended (and its follow-ups requested)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.alerts import alert_run_failed
+from jobs.follow_ups import follow_ups_request
 from jobs.models import FINISHED_STATUSES, JobRun, RunStatus, cancel_text, run_move
 from jobs.runlog import log_run_finish, run_log_append
 
@@ -109,6 +110,7 @@ def fan_out_finish(parent_id: int, *, lost_shards: bool = False) -> None:
         )
     parent.refresh_from_db()
     log_run_finish(parent)
+    follow_ups_request(run=parent)
     run_log_append(parent.pk, parent.attempt_count)
     if target not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
         alert_run_failed(parent)

@@ -2,9 +2,9 @@
 
 The outcome of an attempt is decided in one place (`_outcome_of_success`, `_outcome_of_error`)
 and saved in one place (`_save_outcome`); a fanned-out run is ended by `fan_out_finish` once
-its last shard has ended. Safe under duplicate delivery: a finished run is left alone, a run in
-progress elsewhere is left alone, and a queued run that finds another run of its job in
-progress ends `skipped`.
+its last shard has ended; either then requests the run's follow-ups (`jobs.follow_ups`). Safe
+under duplicate delivery: a finished run is left alone, a run in progress elsewhere is left
+alone, and a queued run that finds another run of its job in progress ends `skipped`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from jobs.cancellation import run_cancelled
 from jobs.context import JobContext
 from jobs.exceptions import PERMANENT_ERRORS, RunCancelled, RunInterrupted
 from jobs.fanout import FanOut, fan_out_finish, fan_out_unfinished
+from jobs.follow_ups import follow_ups_request
 from jobs.heartbeats import WORKER_LOST
 from jobs.locks import job_lock, run_lock_name
 from jobs.models import (
@@ -378,6 +379,8 @@ def _save_outcome(
         if outcome.status == RunStatus.CANCELLED:
             logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason, **fields)
         run_log.finish(run)
+        # After the outcome is saved, and logged with the run's own lines.
+        follow_ups_request(run=run)
     run_log_save(run.pk, attempt.number, final=True)
     if run.is_finished:
         if run.parent_id is not None:

@@ -363,7 +363,7 @@ def _overviews(
     """
     rows = _overview_rows(tuple(spec.name for spec in specs))
     shown = {listed[0][0] for listed in rows.values() if listed}
-    runs = JobRun.objects.select_related("schedule").in_bulk(shown) if shown else {}
+    runs = JobRun.objects.select_related("schedule", "follow_up_of").in_bulk(shown) if shown else {}
     by_job: dict[str, list[ScheduleOverview]] = {spec.name: [] for spec in specs}
     for overview in schedule_overviews(
         job=specs[0].name if len(specs) == 1 else None, now=now, states=states
@@ -427,7 +427,9 @@ def job_overviews(*, now: datetime | None = None) -> list[JobOverview]:
 
 
 def job_recent_runs(*, job: str, limit: int = 20) -> list[JobRun]:
-    runs = JobRun.objects.filter(job=job, parent__isnull=True).select_related("schedule")
+    runs = JobRun.objects.filter(job=job, parent__isnull=True).select_related(
+        "schedule", "follow_up_of"
+    )
     return list(runs.order_by("-id")[:limit])
 
 
@@ -438,18 +440,22 @@ def job_run_list(
     trigger: str | None = None,
     since: datetime | None = None,
     schedule: int | None = None,
+    follow_up_of: int | None = None,
     entities: dict[str, int] | None = None,
     limit: int = 20,
 ) -> list[JobRun]:
     """Run history, newest first; `since` compares with the time the run was recorded;
-    `entities` ({"escrow": 7}) keeps the runs that changed each of those rows."""
-    runs = JobRun.objects.select_related("schedule").order_by("-id")
+    `follow_up_of` keeps the follow-ups one run requested; `entities` ({"escrow": 7}) keeps
+    the runs that changed each of those rows."""
+    runs = JobRun.objects.select_related("schedule", "follow_up_of").order_by("-id")
     if entities:
         runs = runs_of_entities(runs, entities)
     if job:
         runs = runs.filter(job=job)
     if schedule:
         runs = runs.filter(schedule_id=schedule)
+    if follow_up_of:
+        runs = runs.filter(follow_up_of_id=follow_up_of)
     if status:
         runs = runs.filter(status=status)
     if trigger:
@@ -460,8 +466,18 @@ def job_run_list(
 
 
 def job_run_get(*, run_id: int) -> JobRun:
-    """One run with its attempts; raises JobRun.DoesNotExist."""
-    return JobRun.objects.select_related("schedule").prefetch_related("attempts").get(pk=run_id)
+    """One run with its attempts, the run that requested it and its follow-ups; raises
+    JobRun.DoesNotExist."""
+    return (
+        JobRun.objects.select_related("schedule", "follow_up_of")
+        .prefetch_related("attempts", "follow_ups")
+        .get(pk=run_id)
+    )
+
+
+def run_follow_ups(*, run: JobRun) -> list[JobRun]:
+    """The follow-up runs `run` requested, oldest first."""
+    return list(run.follow_ups.order_by("pk").only("job", "status", "follow_up_of_id"))
 
 
 @dataclasses.dataclass(frozen=True)

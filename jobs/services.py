@@ -37,6 +37,7 @@ def job_run_request(
     params: dict | None = None,
     urgent: bool = False,
     retry_of: JobRun | None = None,
+    follow_up_of: JobRun | None = None,
     idempotency_key: str | None = None,
     enqueue: bool = True,
 ) -> JobRun:
@@ -50,6 +51,8 @@ def job_run_request(
     - `retry_of`: a failed run this one retries (its job and dry-run flag are taken over);
       RunNotRetryable when it is not failed. While a retry of it is queued or running, that
       retry is returned (with `replayed` set) instead of a second one.
+    - `follow_up_of`: the run whose outcome asks for this one (`jobs.follow_ups`); a second
+      follow-up of one job for the same run raises IntegrityError.
     - `idempotency_key`, scoped to `requested_by`: the first request makes the run, a repeat
       of the same request gets that run back (with `replayed` set), the same key on another
       request raises IdempotencyConflict.
@@ -81,6 +84,7 @@ def job_run_request(
             params=params,
             urgent=urgent,
             retry_of=retry_of,
+            follow_up_of=follow_up_of,
         )
         if enqueue:
             run.message_id = generate_unique_id()

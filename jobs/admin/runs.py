@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from jobs.admin.attempts import JobRunAttemptInline, attempt_logs_text
 from jobs.admin.entity_filter import ChangedEntityFilter, changed_entity
@@ -37,7 +38,7 @@ from jobs.exceptions import InvalidInput, RunNotCancellable
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
-from jobs.selectors import run_progress
+from jobs.selectors import run_follow_ups, run_progress
 from jobs.services import job_run_request
 
 
@@ -78,7 +79,20 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
                 )
             },
         ),
-        ("Who and why", {"fields": ("trigger", "requested_by", "reason", "retry_of", "parent")}),
+        (
+            "Who and why",
+            {
+                "fields": (
+                    "trigger",
+                    "requested_by",
+                    "reason",
+                    "retry_of",
+                    "parent",
+                    "follow_up_of_link",
+                    "follow_ups_links",
+                )
+            },
+        ),
         (
             "Cancel",
             {"fields": ("cancel_requested", "cancel_requested_by", "cancel_reason")},
@@ -134,6 +148,8 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
         "reason",
         "retry_of",
         "parent",
+        "follow_up_of_link",
+        "follow_ups_links",
         "cancel_requested",
         "cancel_requested_by",
         "cancel_reason",
@@ -170,6 +186,23 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
             return "—"
         url = reverse("admin:jobs_schedule_change", args=[run.schedule_id])
         return format_html('<a href="{}">{}</a>', url, run.schedule)
+
+    @admin.display(description="follow-up of")
+    def follow_up_of_link(self, run: JobRun):
+        if run.follow_up_of_id is None:
+            return "—"
+        return _run_link(run.follow_up_of)
+
+    @admin.display(description="follow-ups")
+    def follow_ups_links(self, run: JobRun):
+        follow_ups = run_follow_ups(run=run)
+        if not follow_ups:
+            return "none"
+        return format_html_join(
+            mark_safe("<br>"),  # a constant
+            "{} {}",
+            ((_run_link(follow_up), status_badge(follow_up.status)) for follow_up in follow_ups),
+        )
 
     @admin.display(description="status", ordering="status")
     def status_text(self, run: JobRun):
@@ -369,3 +402,8 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
             back_url=run_url,
         )
         return page or HttpResponseRedirect(run_url)
+
+
+def _run_link(run: JobRun):
+    url = reverse("admin:jobs_jobrun_change", args=[run.pk])
+    return format_html('<a href="{}">{} run #{}</a>', url, run.job, run.pk)

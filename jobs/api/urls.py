@@ -10,11 +10,13 @@ from jobs.api.views.fleet import (
 )
 from jobs.api.views.jobs import (
     JobDetailApi,
+    JobHistoryApi,
     JobListApi,
     JobPauseApi,
     JobResumeApi,
     JobStatusApi,
     JobTriggerApi,
+    JobTriggerByNameApi,
 )
 from jobs.api.views.queues import (
     QueueClearApi,
@@ -39,6 +41,9 @@ from jobs.api.views.workers import WorkerListApi
 urlpatterns = [
     path("jobs/", JobListApi.as_view(), name="api-jobs"),
     path("jobs/status", JobStatusApi.as_view(), name="api-jobs-status"),
+    # The arcade seed's paths, before `jobs/<name>/` would take "history" for a job's name.
+    path("jobs/history", JobHistoryApi.as_view(), name="api-jobs-history"),
+    path("jobs/trigger/<str:name>", JobTriggerByNameApi.as_view(), name="api-jobs-trigger-by-name"),
     path("jobs/<str:name>/", JobDetailApi.as_view(), name="api-job"),
     path("jobs/<str:name>/trigger", JobTriggerApi.as_view(), name="api-job-trigger"),
     path("jobs/<str:name>/pause", JobPauseApi.as_view(), name="api-job-pause"),

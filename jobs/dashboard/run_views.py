@@ -1,6 +1,6 @@
 """A run's page on the dashboard, and its buttons: retry a failed run, cancel one not finished.
 A run under way shows its progress and refreshes every few seconds; every run shows each of its
-attempts' own log lines."""
+attempts' own log lines, and the runs it is linked to (retries, shards, follow-ups)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from jobs.fleet import run_held_back
 from jobs.models import JobRun, RunStatus, Trigger
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
-from jobs.selectors import job_run_get
+from jobs.selectors import job_run_get, run_follow_ups
 from jobs.services import job_run_request
 
 
@@ -54,6 +54,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "stopping": stopping,
         "held_back": run_held_back(run) if run.status == RunStatus.QUEUED else "",
         "retries": run.retries.order_by("id"),
+        "follow_ups": run_follow_ups(run=run),
         "attempts": attempts,
         "progress": run_progress_bar(run),
         "logs": attempt_logs(attempts),

@@ -1,5 +1,6 @@
 """A job's trends over the last days: per day, its runs' duration, its messages' wait for a
-worker and the items its runs processed, drawn as inline SVG bars (no script, nothing fetched).
+worker and the items its runs processed, drawn as inline SVG bars (no script, nothing fetched);
+and the domain apps' trends (`STEWARD_DASHBOARD_TRENDS`) drawn the same way on the index page.
 
 "Items processed" is what a run's summary counts as work: the job's `work_keys` when it names
 them, else every number in the summary that is not money (flags and words do not count, as
@@ -9,16 +10,22 @@ for `jobs.runlog.did_nothing`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from html import escape
 
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString, mark_safe
 
+from jobs.conf import conf
 from jobs.models import FINISHED_STATUSES, JobRun, JobRunAttempt, RunStatus
+from jobs.panels import Trend, money_text
 from jobs.registry import JobSpec
 from jobs.run_selectors import percentile
+
+logger = logging.getLogger("steward.dashboard")
 
 TREND_DAYS = 30
 TREND_WIDTH = 600
@@ -116,6 +123,21 @@ def _ms_text(value: int) -> str:
     return f"{value:,} ms"
 
 
+def _bar(css: str, *, x: float, width: float, height: float, title: str) -> str:
+    """One day's bar, at least 2 px high so a small value still shows."""
+    height = round(max(2.0, height), 1)
+    return (
+        f'<rect class="{css}" x="{x}" y="{round(TREND_HEIGHT - height, 1)}" '
+        f'width="{width}" height="{height}"><title>{escape(title)}</title></rect>'
+    )
+
+
+def _slots(count: int) -> tuple[float, float]:
+    """The width each day takes across the chart, and its bar's width."""
+    slot = TREND_WIDTH / max(count, 1)
+    return slot, round(slot - 2, 1)
+
+
 def trend_chart(
     trend: list[TrendDay], *, title: str, p50: str, p95: str | None = None, unit: str = "ms"
 ) -> TrendChart:
@@ -124,27 +146,32 @@ def trend_chart(
     values = [(getattr(day, p50), getattr(day, p95) if p95 else None) for day in trend]
     largest = max((value for pair in values for value in pair if value), default=0)
     scale = (TREND_HEIGHT - 2) / (largest or 1)
-    slot = TREND_WIDTH / max(len(trend), 1)
-    width = round(slot - 2, 1)
+    slot, width = _slots(len(trend))
     shown = _ms_text if unit == "ms" else (lambda value: f"{value:,} {unit}")
     parts = []
     for index, (day, (middle, high)) in enumerate(zip(trend, values, strict=True)):
         x = round(index * slot + 1, 1)
         label = day.day.isoformat()
         if high:
-            height = round(max(2.0, high * scale), 1)
             parts.append(
-                f'<rect class="trend-p95" x="{x}" y="{round(TREND_HEIGHT - height, 1)}" '
-                f'width="{width}" height="{height}"><title>{label}: p95 {escape(shown(high))}'
-                "</title></rect>"
+                _bar(
+                    "trend-p95",
+                    x=x,
+                    width=width,
+                    height=high * scale,
+                    title=f"{label}: p95 {shown(high)}",
+                )
             )
         if middle:
-            height = round(max(2.0, middle * scale), 1)
             runs = f"{day.runs} run{'s' if day.runs != 1 else ''}"
-            title_text = f"{label}: {'p50 ' if p95 else ''}{shown(middle)}, {runs}"
             parts.append(
-                f'<rect class="trend-p50" x="{x}" y="{round(TREND_HEIGHT - height, 1)}" '
-                f'width="{width}" height="{height}"><title>{escape(title_text)}</title></rect>'
+                _bar(
+                    "trend-p50",
+                    x=x,
+                    width=width,
+                    height=middle * scale,
+                    title=f"{label}: {'p50 ' if p95 else ''}{shown(middle)}, {runs}",
+                )
             )
     return TrendChart(
         title=title,
@@ -161,3 +188,72 @@ def job_trend_charts(trend: list[TrendDay]) -> list[TrendChart]:
         trend_chart(trend, title="Wait for a worker", p50="wait_p50_ms", p95="wait_p95_ms"),
         trend_chart(trend, title="Items processed", p50="items", unit="items"),
     ]
+
+
+# --- A domain app's trends, on the dashboard's index page --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainTrendChart:
+    """A `jobs.panels.Trend` drawn: one bar a day, its latest value and note as text; `error`
+    instead when its function failed."""
+
+    title: str
+    markup: SafeString = mark_safe("")
+    empty: bool = True
+    latest: str = ""
+    largest: str = ""
+    first_day: date | None = None
+    last_day: date | None = None
+    note: str = ""
+    error: str = ""
+
+
+def domain_trend_chart(trend: Trend) -> DomainTrendChart:
+    """The trend's days as bars (days with nothing recorded left blank), money with the
+    currency; a trend of no values at all is `empty`."""
+    shown = money_text if trend.money else (lambda value: f"{value:,}")
+    recorded = [point for point in trend.points if point.value is not None]
+    largest = max((abs(point.value) for point in recorded), default=0)
+    scale = (TREND_HEIGHT - 2) / (largest or 1)
+    slot, width = _slots(len(trend.points))
+    parts = [
+        _bar(
+            "trend-p50",
+            x=round(index * slot + 1, 1),
+            width=width,
+            height=abs(point.value) * scale,
+            title=f"{point.day.isoformat()}: {shown(point.value)}",
+        )
+        for index, point in enumerate(trend.points)
+        if point.value
+    ]
+    return DomainTrendChart(
+        title=trend.title,
+        markup=mark_safe("".join(parts)),  # numbers, and the texts escaped here
+        empty=not recorded,
+        latest=f"{shown(recorded[-1].value)} on {recorded[-1].day.isoformat()}" if recorded else "",
+        largest=shown(largest),
+        first_day=trend.points[0].day if trend.points else None,
+        last_day=trend.points[-1].day if trend.points else None,
+        note=trend.note,
+    )
+
+
+def domain_trend_charts(*, as_of: datetime) -> list[DomainTrendChart]:
+    """Every STEWARD_DASHBOARD_TRENDS function's trend, drawn. One that fails is logged and
+    shown as a short error in its place: a domain figure never takes the dashboard down."""
+    charts = []
+    for path in conf.DASHBOARD_TRENDS:
+        try:
+            trend = import_string(path)(as_of=as_of)
+            charts.append(domain_trend_chart(trend))
+        except Exception as exc:
+            logger.exception("The dashboard trend %s could not be drawn", path)
+            charts.append(
+                DomainTrendChart(
+                    title=path.rsplit(".", 1)[-1].replace("_", " ").capitalize(),
+                    error=f"could not be drawn ({type(exc).__name__}); see the server log",
+                )
+            )
+    return charts

@@ -2,7 +2,8 @@
 
 Jobs are listed with their schedules grouped under them (each schedule's next runs in its own
 time zone and in UTC), then the queues, the rate limits, the workers and the recent control
-actions (`control_views`); runs under way show their progress (`live`). Charts are inline SVG
+actions (`control_views`); runs under way show their progress (`live`); the domain apps'
+trends (`STEWARD_DASHBOARD_TRENDS`) are drawn as charts (`trends`). Charts are inline SVG
 computed here; nothing is fetched from anywhere else. Buttons post to the same services as the
 API and the admin, with the same permissions; a run's page and its buttons are in `run_views`,
 a job's page with its trends in `job_views`.
@@ -35,6 +36,7 @@ from jobs.dashboard.forms import (
     urgent_asked,
 )
 from jobs.dashboard.live import live_progress_bars, worker_rows
+from jobs.dashboard.trends import TREND_HEIGHT, TREND_WIDTH, domain_trend_charts
 from jobs.exceptions import (
     PAUSE_PERMISSION,
     PAUSE_SCHEDULES_PERMISSION,
@@ -157,6 +159,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "workers": worker_rows(now=now),
         "worker_lost_after": conf.WORKER_LOST_AFTER,
         "lag": lag,
+        "domain_trends": domain_trend_charts(as_of=now),
+        "trend_width": TREND_WIDTH,
+        "trend_height": TREND_HEIGHT,
         "refresh_seconds": conf.DASHBOARD_REFRESH_SECONDS,
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,

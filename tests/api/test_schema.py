@@ -48,6 +48,8 @@ def test_the_schema_is_openapi_3_and_describes_every_operation():
         "jobs_pause",
         "jobs_resume",
         "jobs_status",
+        "jobs_history",
+        "jobs_trigger_by_name",
         "runs_list",
         "runs_retrieve",
         "runs_retry",

@@ -352,8 +352,9 @@ def test_the_dashboard_reads_the_database_a_handful_of_times(django_assert_max_n
     # the schedules and their last runs), the lag, the failures and the recent runs; the
     # queues' controls (five: the audit's latest id, queue states, rate limits, the drain, the
     # run-time concurrencies), the rate limits and the drain; the queues' waits (one a queue:
-    # default, money, notifications); the workers and the runs they execute
-    with django_assert_max_num_queries(24):
+    # default, money, notifications); the workers and the runs they execute; the domain trends
+    # (the ledger's money held, from its snapshots)
+    with django_assert_max_num_queries(25):
         assert client.get(DASHBOARD).status_code == 200
 
 

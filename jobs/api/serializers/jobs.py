@@ -1,5 +1,5 @@
 """The jobs' serializers: a trigger and its answer, a job's state, overview and detail, and the
-seeds' status totals."""
+seeds' status totals and execution history."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from rest_framework import serializers
 from jobs.api.serializers.common import (
     IsoDateTimeField,
     ParamsField,
+    QuerySerializer,
     ReasonInputSerializer,
     StrictBooleanField,
+    StrictIntegerField,
     envelope,
 )
 from jobs.api.serializers.runs import RunSerializer
@@ -73,6 +75,15 @@ class TriggerInputSerializer(ReasonInputSerializer):
                 {"as_of": ["Only a dry run may handle work due in the future."]}
             )
         return attrs
+
+
+class HistoryQuerySerializer(QuerySerializer):
+    limit = StrictIntegerField(
+        min_value=1,
+        max_value=100,
+        default=20,
+        help_text="How many executions, newest first (1 to 100).",
+    )
 
 
 # --- Outputs ----------------------------------------------------------------------------------
@@ -175,6 +186,15 @@ class StatusExecutionSerializer(serializers.Serializer):
         return run.status == RunStatus.SUCCEEDED
 
 
+class HistoryExecutionSerializer(StatusExecutionSerializer):
+    error = serializers.CharField(help_text="Why it failed; empty when it did not.")
+
+
+class HistorySerializer(serializers.Serializer):
+    executions = HistoryExecutionSerializer(many=True)
+    count = serializers.IntegerField()
+
+
 class StatusSerializer(serializers.Serializer):
     stats = StatusStatsSerializer()
     recentExecutions = StatusExecutionSerializer(many=True)  # noqa: N815
@@ -188,3 +208,4 @@ JobDetailResponse = envelope("JobDetailResponse", JobDetailSerializer())
 TriggerResponse = envelope("TriggerResponse", RunSerializer(), message=True)
 JobStateResponse = envelope("JobStateResponse", JobStateSerializer(), message=True)
 StatusResponse = envelope("StatusResponse", StatusSerializer())
+HistoryResponse = envelope("HistoryResponse", HistorySerializer())

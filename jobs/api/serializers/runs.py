@@ -36,6 +36,12 @@ class RunListQuerySerializer(QuerySerializer):
     schedule = StrictIntegerField(
         min_value=1, max_value=PK_MAX, required=False, help_text="Only runs of this schedule."
     )
+    follow_up_of = StrictIntegerField(
+        min_value=1,
+        max_value=PK_MAX,
+        required=False,
+        help_text="Only the follow-up runs this run requested (its id).",
+    )
     limit = StrictIntegerField(min_value=1, max_value=100, default=20)
 
     def get_fields(self):
@@ -108,6 +114,15 @@ class RepairSerializer(serializers.Serializer):
     what = serializers.CharField()
 
 
+class RunRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    job = serializers.CharField()
+
+
+class FollowUpRefSerializer(RunRefSerializer):
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     job = serializers.CharField()
@@ -137,6 +152,11 @@ class RunSerializer(serializers.Serializer):
     parent = serializers.IntegerField(
         source="parent_id", allow_null=True, help_text="The fanned-out run this shard is of."
     )
+    follow_up_of = RunRefSerializer(
+        allow_null=True,
+        help_text="The run whose success requested this one (trigger `follow_up`); null for "
+        "others.",
+    )
     message_id = serializers.CharField()
     code_version = serializers.CharField()
     cancel_requested_at = serializers.DateTimeField(
@@ -153,6 +173,11 @@ class RunDetailSerializer(RunSerializer):
     attempts = AttemptSerializer(many=True, source="attempts.all")
     repairs = RepairSerializer(
         many=True, help_text="What rescue_runs did to the run: re-sent, taken back, closed."
+    )
+    follow_ups = FollowUpRefSerializer(
+        many=True,
+        source="follow_ups.all",
+        help_text="The runs its success requested, as its job names them, newest first.",
     )
     progress = serializers.SerializerMethodField(
         help_text="Saved every few seconds while it runs; a fanned-out run's combines its "

@@ -1,4 +1,5 @@
-"""The jobs' views: list, detail, trigger, pause and resume, and the seeds' status totals."""
+"""The jobs' views: list, detail, trigger, pause and resume, and the seeds' status totals,
+execution history and trigger path."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from rest_framework.views import APIView
 from jobs.api.serializers.common import ReasonInputSerializer
 from jobs.api.serializers.jobs import (
     IDEMPOTENCY_KEY,
+    HistoryQuerySerializer,
+    HistoryResponse,
     JobDetailResponse,
     JobListResponse,
     JobStateResponse,
@@ -181,3 +184,33 @@ class JobStatusApi(APIView):
     def get(self, request: Request) -> Response:
         data = {"stats": job_run_totals(), "recentExecutions": job_recent_finished_runs()}
         return ok(StatusResponse, data)
+
+
+class JobHistoryApi(APIView):
+    @extend_schema(
+        operation_id="jobs_history",
+        tags=JOBS,
+        summary="The latest finished runs, in the arcade seed's shape",
+        description="The arcade seed's `GET /jobs/history`: the latest finished runs (shards "
+        "left out, dry runs included), newest first, as `recentExecutions` of the status lists "
+        "them, with each one's error. `count` is how many are listed.",
+        parameters=[HistoryQuerySerializer],
+        responses={200: HistoryResponse, **errors(400, 401, 403, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        runs = list(job_recent_finished_runs(limit=query.validated_data["limit"]))
+        return ok(HistoryResponse, {"executions": runs, "count": len(runs)})
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="jobs_trigger_by_name",
+        summary="Run a job now (the arcade seed's path)",
+        description="The arcade seed's `POST /jobs/trigger/{name}`: the same as "
+        "`POST /jobs/{name}/trigger`, with the same body, permissions and Idempotency-Key.",
+    )
+)
+class JobTriggerByNameApi(JobTriggerApi):
+    pass

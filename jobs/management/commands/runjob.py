@@ -30,7 +30,7 @@ from jobs.panels import run_summary_figures
 from jobs.params import params_describe, params_from_pairs, params_text
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
-from jobs.selectors import ScheduleOverview, run_progress, schedule_overviews
+from jobs.selectors import ScheduleOverview, run_follow_ups, run_progress, schedule_overviews
 from jobs.services import job_run_request
 
 
@@ -320,6 +320,10 @@ class Command(BaseCommand):
             self.stdout.write(f"   Reason: {run.status_reason}")
         elif run.error:
             self.stdout.write(f"   Error: {run.error}")
+        for follow_up in run_follow_ups(run=run):
+            self.stdout.write(
+                f"   Follow-up requested: {follow_up.job} run #{follow_up.pk} ({follow_up.status})"
+            )
 
     def _list(self) -> None:
         """Each job with what it accepts and when its schedules run it."""
@@ -376,4 +380,9 @@ def _run_as_dict(run: JobRun) -> dict:
         "cancel_requested_at": run.cancel_requested_at,
         "cancel_requested_by": run.cancel_requested_by,
         "cancel_reason": run.cancel_reason,
+        "follow_up_of": run.follow_up_of_id,
+        "follow_ups": [
+            {"id": follow_up.pk, "job": follow_up.job, "status": follow_up.status}
+            for follow_up in run_follow_ups(run=run)
+        ],
     }

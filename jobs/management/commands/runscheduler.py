@@ -7,6 +7,7 @@ import periodiq
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.checks import cron_errors
+from jobs.follow_ups import follow_up_errors
 from jobs.heartbeats import Heartbeat
 from jobs.management.commands._listing import next_run_cells, state_cell, table
 from jobs.models import WorkerHeartbeat
@@ -35,6 +36,8 @@ class Command(BaseCommand):
         errors = cron_errors()
         if errors:
             raise CommandError("invalid default crons:\n  " + "\n  ".join(errors))
+        if errors := follow_up_errors():
+            raise CommandError("invalid job follow-ups:\n  " + "\n  ".join(errors))
         overviews = schedule_overviews()
         listed = overviews if options["check"] else overviews[:LISTED_AT_START]
         if listed:
