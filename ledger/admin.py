@@ -26,15 +26,19 @@ from jobs.admin.tools import (
 from jobs.panels import money_text
 from ledger.models import (
     Asset,
+    BalanceSnapshot,
     Donation,
     DonationCycle,
     Escrow,
     Match,
+    Milestone,
     Notification,
     SystemAccount,
     Transfer,
     Wallet,
 )
+from ledger.selectors import money_text as ledger_money_text
+from ledger.services.milestones import milestone_text
 from ledger.services.transfers import WALLET_BUCKETS, wallet_account
 from ledger.statuses import EscrowStatus
 
@@ -43,6 +47,15 @@ WALLET_TRANSFERS_SHOWN = 50
 
 def _minute(moment) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def run_link(run_id: int | None):
+    """The run that wrote a row, linked to its page; "—" for none (a service called
+    outside a run, or a run since pruned)."""
+    if run_id is None:
+        return "—"
+    url = reverse("admin:jobs_jobrun_change", args=[run_id])
+    return format_html('<a href="{}">run #{}</a>', url, run_id)
 
 
 def asset_amount(amount: int, asset: str) -> str:
@@ -258,3 +271,83 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("dedupe_key", "user", "channel", "kind", "status", "attempts", "created_at")
     list_filter = ("status", "channel", "kind")
     search_fields = ("dedupe_key", "user__username")
+
+
+@admin.register(Milestone)
+class MilestoneAdmin(ReadOnlyAdmin):
+    list_display = ("id", "user", "milestone", "value_text", "reached_at", "bonus", "run")
+    list_filter = ("kind", "threshold")
+    list_select_related = ("user",)
+    search_fields = ("=user__id", "user__username", "user__email")
+    date_hierarchy = "reached_at"
+    fields = ("user", "kind", "threshold", "value", "reached_at", "bonus", "run")
+    readonly_fields = fields
+
+    @admin.display(description="milestone", ordering="kind")
+    def milestone(self, milestone: Milestone):
+        return nowrap(milestone_text(milestone.kind, milestone.threshold))
+
+    @admin.display(description="had", ordering="value")
+    def value_text(self, milestone: Milestone):
+        return nowrap(f"{milestone.value:,}")
+
+    @admin.display(description="bonus", ordering="bonus_coins")
+    def bonus(self, milestone: Milestone):
+        return nowrap(asset_amount(milestone.bonus_coins, Asset.COINS))
+
+    @admin.display(description="run", ordering="job_run")
+    def run(self, milestone: Milestone):
+        return run_link(milestone.job_run_id)
+
+
+def snapshot_money(field: str, description: str):
+    @admin.display(description=description, ordering=field)
+    def show(_modeladmin, snapshot: BalanceSnapshot):
+        return nowrap(ledger_money_text(getattr(snapshot, field)))
+
+    return show
+
+
+@admin.register(BalanceSnapshot)
+class BalanceSnapshotAdmin(ReadOnlyAdmin):
+    list_display = (
+        "day",
+        "taken_at",
+        "wallets",
+        "accounts",
+        "money_held_text",
+        "total_spendable_text",
+        "total_receivable_text",
+        "pools_money_text",
+        "coins",
+        "run",
+    )
+    date_hierarchy = "day"
+    fields = (
+        "day",
+        "taken_at",
+        "wallets",
+        "accounts",
+        "money_held_text",
+        "total_spendable_text",
+        "total_receivable_text",
+        "pools_money_text",
+        "coins",
+        "run",
+    )
+    readonly_fields = fields
+    total_spendable_text = snapshot_money("total_spendable", "spendable")
+    total_receivable_text = snapshot_money("total_receivable", "receivable")
+    pools_money_text = snapshot_money("pools_money", "in pools")
+
+    @admin.display(description="money held")
+    def money_held_text(self, snapshot: BalanceSnapshot):
+        return nowrap(ledger_money_text(snapshot.money_held))
+
+    @admin.display(description="charity coins", ordering="total_coins")
+    def coins(self, snapshot: BalanceSnapshot):
+        return nowrap(asset_amount(snapshot.total_coins, Asset.COINS))
+
+    @admin.display(description="run", ordering="job_run")
+    def run(self, snapshot: BalanceSnapshot):
+        return run_link(snapshot.job_run_id)

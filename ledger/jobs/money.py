@@ -9,8 +9,9 @@ from rest_framework import serializers
 from jobs.alerts import alert_send
 from jobs.context import JobContext
 from jobs.params import IdListField
-from jobs.registry import JobSpec, register
+from jobs.registry import FollowUp, JobSpec, register
 from jobs.selectors import job_run_finished_since
+from ledger.jobs.milestones import milestones_after_release
 from ledger.selectors import escrow_release_lag, money_text
 from ledger.services.cycles import cycles_remind_and_default, cycles_remind_and_default_preview
 from ledger.services.delivery import (
@@ -19,7 +20,7 @@ from ledger.services.delivery import (
     notifications_due,
 )
 from ledger.services.escrows import escrows_due, escrows_release_due, escrows_release_preview
-from ledger.services.matches import matches_expire_due, matches_expire_preview
+from ledger.services.matches import matches_due, matches_expire_due, matches_expire_preview
 
 LAG_REALERT_AFTER = timedelta(hours=1)
 
@@ -53,7 +54,9 @@ def release_escrows(context: JobContext) -> dict:
     }
     due_rows = escrows_due(**scope)
     due = due_rows.count()
+    # Only with work to do: a run that finds nothing logs its one "nothing to do" line.
     if due:
+        context.log.info("Starting escrow release job...")
         context.log.info("Found %s escrows ready for release", f"{due:,}")
     if context.dry_run:
         return {"dry_run": True, **escrows_release_preview(**scope)}
@@ -64,6 +67,7 @@ def release_escrows(context: JobContext) -> dict:
         job_run=context.run,
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=due, what="escrows"),
+        log=context.log,
         **scope,
     )
     if due:
@@ -79,6 +83,8 @@ def release_escrows(context: JobContext) -> dict:
 
 def expire_matches(context: JobContext) -> dict:
     scope = {"as_of": context.as_of, "match_ids": context.params.get("match_ids")}
+    if matches_due(**scope).exists():
+        context.log.info("Starting match expiration job...")
     if context.dry_run:
         return {"dry_run": True, **matches_expire_preview(**scope)}
     summary = matches_expire_due(
@@ -100,6 +106,7 @@ def cycle_reminders(context: JobContext) -> dict:
         batch_size=context.batch_size,
         run_id=context.run.pk,
         on_progress=lambda done: context.progress(done=done, total=None, what="cycles"),
+        log=context.log,
         **scope,
     )
 
@@ -116,6 +123,7 @@ def deliver_notifications(context: JobContext) -> dict:
         batch_size=context.batch_size,
         on_progress=lambda done: context.progress(done=done, total=None, what="notifications"),
         pk_range=context.pk_range,
+        log=context.log,
     )
     if summary["sent"] or summary["retry_scheduled"] or summary["failed"]:
         context.log.info(
@@ -173,6 +181,7 @@ def register_money_jobs() -> None:
             params=ReleaseEscrowsParams,
             concurrent_targets=True,
             catch_up=True,
+            follow_ups=(FollowUp(job="check_milestones", params=milestones_after_release),),
             description="Release escrows whose 48-hour hold has ended: receivable to "
             "spendable, cycle obligated, donor +50 Charity Coins, both notified.",
         )

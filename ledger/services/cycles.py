@@ -23,6 +23,10 @@ logger = logging.getLogger("steward.ledger")
 
 TRUST_PENALTY = Decimal("0.10")
 SAMPLE_SIZE = 10
+# A run logs its first reminders and defaults one a line each, then how many more.
+LOGGED_CYCLES = 20
+
+Log = logging.Logger | logging.LoggerAdapter
 
 
 def _of_users(cycles, user_ids: Collection[int] | None):
@@ -80,25 +84,45 @@ def cycles_remind_and_default(
     on_progress: ProgressCallback | None = None,
     user_ids: Collection[int] | None = None,
     run_id: int | None = None,
+    log: Log = logger,
 ) -> dict:
     """Remind once (push and SMS) for cycles due within the horizon; default overdue cycles.
     Only the cycles of `user_ids` when given. Each cycle names `run_id`, the run that reminded
-    or defaulted it."""
+    or defaulted it. `log` (the run's own logger, from its job) gets the seed's lines: what
+    was found, and the first LOGGED_CYCLES reminders and defaults one a line."""
     scope = {"as_of": as_of, "user_ids": user_ids}
-    if due := cycles_to_remind(**scope).count():
-        logger.info("Found %s cycles due in %s days", f"{due:,}", settings.CYCLE_REMINDER_DAYS)
+    # Counted together up front: the two sets are disjoint (due from as_of on, overdue
+    # before it), so reminding changes neither count.
+    due = cycles_to_remind(**scope).count()
+    overdue = cycles_overdue(**scope).count()
+    if due or overdue:
+        log.info("Starting cycle reminders job...")
+    if due:
+        log.info("Found %s cycles due in %s days", f"{due:,}", settings.CYCLE_REMINDER_DAYS)
+    logged: Counter = Counter()
+    batch = {"batch_size": batch_size, "run_id": run_id, "log": log, "logged": logged, **scope}
     reminded = sweep_in_batches(
-        apply_batch=lambda: _remind_batch(batch_size=batch_size, run_id=run_id, **scope),
+        apply_batch=lambda: _remind_batch(**batch),
         on_progress=on_progress,
         progress_key="reminders_sent",
     )
-    if overdue := cycles_overdue(**scope).count():
-        logger.info("Found %s overdue cycles", f"{overdue:,}")
+    if (more := reminded["reminders_sent"] - logged["reminders"]) > 0:
+        log.info("... and %s more reminders sent", f"{more:,}")
+    if overdue:
+        log.info("Found %s overdue cycles", f"{overdue:,}")
     defaulted = sweep_in_batches(
-        apply_batch=lambda: _default_batch(batch_size=batch_size, run_id=run_id, **scope),
+        apply_batch=lambda: _default_batch(**batch),
         on_progress=on_progress,
         progress_key="cycles_defaulted",
     )
+    if (more := defaulted["cycles_defaulted"] - logged["defaults"]) > 0:
+        log.info("... and %s more cycles defaulted", f"{more:,}")
+    if due or overdue:
+        log.info(
+            "Cycle reminders job completed. Sent %s reminders, defaulted %s cycles.",
+            f"{reminded['reminders_sent']:,}",
+            f"{defaulted['cycles_defaulted']:,}",
+        )
     return {
         "reminders_sent": reminded["reminders_sent"],
         "cycles_defaulted": defaulted["cycles_defaulted"],
@@ -117,8 +141,22 @@ def _claim(queryset, batch_size: int) -> list[tuple]:
     )
 
 
+def _log_first(log: Log, logged: Counter, key: str, message: str, claimed: list[tuple]) -> None:
+    """Log `message` with each claimed cycle and its user while fewer than LOGGED_CYCLES of
+    `key` have been logged."""
+    for pk, _wallet_id, user_id, *_rest in claimed[: max(LOGGED_CYCLES - logged[key], 0)]:
+        log.info(message, pk, user_id)
+    logged[key] = min(LOGGED_CYCLES, logged[key] + len(claimed))
+
+
 def _remind_batch(
-    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None, run_id: int | None
+    *,
+    as_of: datetime,
+    batch_size: int,
+    user_ids: Collection[int] | None,
+    run_id: int | None,
+    log: Log,
+    logged: Counter,
 ) -> Counter | None:
     claimed = _claim(cycles_to_remind(as_of=as_of, user_ids=user_ids), batch_size)
     if not claimed:
@@ -133,7 +171,6 @@ def _remind_batch(
         raise RuntimeError(f"claimed {len(ids)} cycles but reminded {updated}")
     drafts = []
     for pk, _wallet_id, user_id, due_at, amount in claimed:
-        logger.debug("Reminder sent for cycle %s to user %s", pk, user_id)
         payload = {"cycle_id": pk, "due_at": due_at.isoformat(), "amount": amount}
         for channel in (Channel.PUSH, Channel.SMS):
             drafts.append(
@@ -145,11 +182,19 @@ def _remind_batch(
                     payload,
                 )
             )
-    return Counter(reminders_sent=updated, notifications_queued=notifications_queue(drafts=drafts))
+    queued = notifications_queue(drafts=drafts)
+    _log_first(log, logged, "reminders", "Reminder sent for cycle %s to user %s", claimed)
+    return Counter(reminders_sent=updated, notifications_queued=queued)
 
 
 def _default_batch(
-    *, as_of: datetime, batch_size: int, user_ids: Collection[int] | None, run_id: int | None
+    *,
+    as_of: datetime,
+    batch_size: int,
+    user_ids: Collection[int] | None,
+    run_id: int | None,
+    log: Log,
+    logged: Counter,
 ) -> Counter | None:
     claimed = _claim(cycles_overdue(as_of=as_of, user_ids=user_ids), batch_size)
     if not claimed:
@@ -176,7 +221,6 @@ def _default_batch(
         )
     drafts = []
     for pk, _wallet_id, user_id, due_at, amount in claimed:
-        logger.info("Cycle %s marked as defaulted for user %s", pk, user_id)
         drafts.append(
             NotificationDraft(
                 user_id,
@@ -191,7 +235,6 @@ def _default_batch(
                 },
             )
         )
-    return Counter(
-        cycles_defaulted=updated,
-        notifications_queued=notifications_queue(drafts=drafts),
-    )
+    queued = notifications_queue(drafts=drafts)
+    _log_first(log, logged, "defaults", "Cycle %s marked as defaulted for user %s", claimed)
+    return Counter(cycles_defaulted=updated, notifications_queued=queued)

@@ -19,6 +19,8 @@ from ledger.statuses import NOTIFICATION_TRANSITIONS, NotificationStatus
 
 logger = logging.getLogger("steward.notifications")
 
+Log = logging.Logger | logging.LoggerAdapter
+
 LOST_SEND = (
     "delivery outcome unknown: the worker was lost while sending; not resent, so the "
     "notification cannot arrive twice"
@@ -62,13 +64,15 @@ def notifications_deliver_due(
     batch_size: int = 1_000,
     on_progress: ProgressCallback | None = None,
     pk_range: PkRange | None = None,
+    log: Log = logger,
 ) -> dict:
     """Send every pending notification due by `as_of`, each at most once.
 
     A batch is claimed (PENDING -> SENDING) and committed before anything is sent, so two
     workers never send the same row; a send that may have happened is never repeated.
     Failures are retried with exponential backoff and fail after NOTIFICATION_MAX_ATTEMPTS.
-    A channel that reaches its fleet-wide rate limit is left for the next run.
+    A channel that reaches its fleet-wide rate limit is left for the next run. Failures and
+    rate limits are logged to `log` (the run's own logger, from its job).
     """
     totals: Counter = Counter()
     totals["lost_sends_failed"] = NOTIFICATION_TRANSITIONS.update(
@@ -81,7 +85,7 @@ def notifications_deliver_due(
     while claimed := _claim(
         as_of=as_of, batch_size=batch_size, skip_channels=limited, pk_range=pk_range
     ):
-        _send_batch(claimed, totals=totals, limited=limited)
+        _send_batch(claimed, totals=totals, limited=limited, log=log)
         totals["batches"] += 1
         if on_progress:
             on_progress(totals["sent"] + totals["retry_scheduled"] + totals["failed"])
@@ -123,7 +127,9 @@ def _claim(
     return list(Notification.objects.filter(pk__any=ids).select_related("user").order_by("pk"))
 
 
-def _send_batch(claimed: list[Notification], *, totals: Counter, limited: set[str]) -> None:
+def _send_batch(
+    claimed: list[Notification], *, totals: Counter, limited: set[str], log: Log
+) -> None:
     sent: list[int] = []
     unsent: list[int] = []
     for notification in claimed:
@@ -132,13 +138,13 @@ def _send_batch(claimed: list[Notification], *, totals: Counter, limited: set[st
             continue
         limiter = rate_limiter(f"channel-{notification.channel}")
         if limiter is None:
-            _send_one(notification, sent=sent, totals=totals)
+            _send_one(notification, sent=sent, totals=totals, log=log)
             continue
         with limiter.acquire(raise_on_failure=False) as acquired:
             if acquired:
-                _send_one(notification, sent=sent, totals=totals)
+                _send_one(notification, sent=sent, totals=totals, log=log)
             else:
-                logger.warning(
+                log.warning(
                     "Channel %s reached its rate limit; the rest waits for the next run.",
                     notification.channel,
                 )
@@ -162,23 +168,25 @@ def _send_batch(claimed: list[Notification], *, totals: Counter, limited: set[st
     )
 
 
-def _send_one(notification: Notification, *, sent: list[int], totals: Counter) -> None:
+def _send_one(notification: Notification, *, sent: list[int], totals: Counter, log: Log) -> None:
     try:
         channel_backend(notification.channel).send(notification)
     except Exception as exc:
-        _record_send_failure(notification, f"{type(exc).__name__}: {exc}", totals=totals)
+        _record_send_failure(notification, f"{type(exc).__name__}: {exc}", totals=totals, log=log)
         return
     sent.append(notification.pk)
     totals["sent"] += 1
     totals[f"sent_{notification.channel}"] += 1
 
 
-def _record_send_failure(notification: Notification, error: str, *, totals: Counter) -> None:
+def _record_send_failure(
+    notification: Notification, error: str, *, totals: Counter, log: Log
+) -> None:
     if notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
         target = NotificationStatus.FAILED
         changes = {}
         totals["failed"] += 1
-        logger.error(
+        log.error(
             "Notification %s failed after %s attempts: %s",
             notification.dedupe_key,
             notification.attempts,
@@ -192,7 +200,7 @@ def _record_send_failure(notification: Notification, error: str, *, totals: Coun
             "claimed_at": None,
         }
         totals["retry_scheduled"] += 1
-        logger.warning(
+        log.warning(
             "Notification %s attempt %s failed (%s); retrying in %ss",
             notification.dedupe_key,
             notification.attempts,

@@ -27,6 +27,11 @@ logger = logging.getLogger("steward.ledger")
 
 SAMPLE_SIZE = 10
 MAX_FAILED = 100
+# A run logs its first released escrows one a line (the seed's two lines each), then how many
+# more it released.
+LOGGED_ESCROWS = 20
+
+Log = logging.Logger | logging.LoggerAdapter
 
 
 def escrows_due(
@@ -111,6 +116,7 @@ def escrows_release_due(
     on_progress: ProgressCallback | None = None,
     pk_range: PkRange | None = None,
     escrow_ids: Collection[int] | None = None,
+    log: Log = logger,
 ) -> dict:
     """Release every escrow holding with `hold_until <= as_of`, batch by batch; only those
     of `escrow_ids` when given (a targeted release), whose summary then also says why each
@@ -124,23 +130,33 @@ def escrows_release_due(
     row by row: the good rows go through, the failing ones are left holding and reported as
     `escrows_failed` / `failed_escrows`. Other errors (a lost connection) fail the sweep, so
     the run is retried.
+
+    `log` (the run's own logger, from its job) gets the first LOGGED_ESCROWS released
+    escrows, two lines each, and then how many more were released.
     """
     sample: list[int] = []
+    logged = 0
     # Every released id of a targeted release (at most the targets), to report the others.
     released_targets: list[int] = []
     failed: dict[int, str] = {}
     scope = {"as_of": as_of, "job_run": job_run, "pk_range": pk_range, "escrow_ids": escrow_ids}
 
     def apply_batch() -> Counter | None:
+        nonlocal logged
         try:
             # A savepoint, so a failing row leaves the batch's transaction usable.
             with transaction.atomic():
                 released = _release_batch(batch_size=batch_size, skip=failed, **scope)
         except (IntegrityError, DataError):
-            released = _release_rows_singly(batch_size=batch_size, failed=failed, **scope)
+            released = _release_rows_singly(batch_size=batch_size, failed=failed, log=log, **scope)
         if released is None:
             return None
-        counts, ids = released
+        counts, references = released
+        ids = list(references)
+        for pk in ids[: LOGGED_ESCROWS - logged]:
+            log.info("Releasing escrow %s for transaction %s", pk, references[pk])
+            log.info("Escrow %s released successfully", pk)
+        logged = min(LOGGED_ESCROWS, logged + len(ids))
         sample.extend(ids[: SAMPLE_SIZE - len(sample)])
         if escrow_ids is not None:
             released_targets.extend(ids)
@@ -149,6 +165,8 @@ def escrows_release_due(
     totals = sweep_in_batches(
         apply_batch=apply_batch, on_progress=on_progress, progress_key="escrows_released"
     )
+    if (more := totals["escrows_released"] - logged) > 0:
+        log.info("... and %s more escrows released", f"{more:,}")
     summary = {
         "escrows_released": totals["escrows_released"],
         "amount_released": totals["amount_released"],
@@ -177,7 +195,8 @@ def _release_rows_singly(
     pk_range: PkRange | None,
     escrow_ids: Collection[int] | None,
     failed: dict[int, str],
-) -> tuple[Counter, list[int]] | None:
+    log: Log,
+) -> tuple[Counter, dict[int, str]] | None:
     """Release the rows of a failed batch one savepoint each, recording the rows that fail."""
     ids = list(
         escrows_due(as_of=as_of, pk_range=pk_range, escrow_ids=escrow_ids)
@@ -189,7 +208,7 @@ def _release_rows_singly(
         return None
     # Keyed even when zero: an all-failing batch must not read as "nothing left to claim".
     counts = Counter(escrows_failed=0)
-    released_ids: list[int] = []
+    references: dict[int, str] = {}
     for pk in ids:
         try:
             with transaction.atomic():
@@ -203,12 +222,12 @@ def _release_rows_singly(
         except (IntegrityError, DataError) as exc:
             failed[pk] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             counts["escrows_failed"] += 1
-            logger.error("Escrow %s could not be released: %s", pk, failed[pk])
+            log.error("Escrow %s could not be released: %s", pk, failed[pk])
             continue
         if released is not None:
             counts.update(released[0])
-            released_ids.extend(released[1])
-    return counts, released_ids
+            references.update(released[1])
+    return counts, references
 
 
 # On PostgreSQL one statement claims a batch (SKIP LOCKED, primary-key order), flips it and
@@ -309,7 +328,9 @@ def _release_batch(
     pk_range: PkRange | None,
     escrow_ids: Collection[int] | None,
     skip: Collection[int] = (),
-) -> tuple[Counter, list[int]] | None:
+) -> tuple[Counter, dict[int, str]] | None:
+    """Release one claimed batch: its counts and each released escrow's transaction
+    reference, in primary-key order."""
     now = timezone.now()
     claimed = _claim_and_release(
         as_of=as_of,
@@ -322,7 +343,7 @@ def _release_batch(
     )
     if not claimed:
         return None
-    ids = [row[0] for row in claimed]
+    references = {row[0]: row[7] for row in claimed}
 
     coins = settings.DONOR_RELEASE_COINS
     lines: list[TransferLine] = []
@@ -337,7 +358,6 @@ def _release_batch(
         recipient_user,
         ref,
     ) in claimed:
-        logger.debug("Releasing escrow %s for transaction %s", pk, ref)
         lines.append(
             TransferLine(
                 reference=f"escrow-release:{pk}",
@@ -394,10 +414,10 @@ def _release_batch(
     # shares, which are then held only until this batch commits.
     transfers_book(lines=lines, job_run=job_run)
     counts = Counter(
-        escrows_released=len(ids),
+        escrows_released=len(claimed),
         amount_released=sum(row[3] for row in claimed),
-        coins_awarded=coins * len(ids),
+        coins_awarded=coins * len(claimed),
         cycles_obligated=cycles,
         notifications_queued=queued,
     )
-    return counts, ids
+    return counts, references
