@@ -1,4 +1,5 @@
-"""Run every benchmark: `python -m bench` (what `make bench` does)."""
+"""Run every benchmark: `python -m bench` (what `make bench` does). Each takes its own options;
+e.g. `python -m bench.snapshot_balances --wallets 50000` for a quick run."""
 
 import subprocess
 import sys
@@ -13,6 +14,7 @@ BENCHMARKS = [
     "bench.engine_overhead",
     "bench.pages",
     "bench.schedules",
+    "bench.snapshot_balances",
 ]
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, F, Min, Sum
+from django.utils import timezone
 
-from jobs.panels import Figure, Panel, duration_words
+from jobs.panels import Figure, Panel, Trend, TrendPoint, duration_words
 from jobs.panels import money_text as engine_money_text
-from ledger.models import Escrow
+from ledger.models import BalanceSnapshot, Escrow
 from ledger.statuses import EscrowStatus
 
 
@@ -64,4 +65,28 @@ def escrow_release_lag_panel(*, as_of: datetime) -> Panel:
             Figure(duration_words(threshold), "alert threshold"),
         ],
         alarming=lag.oldest_overdue_seconds > threshold,
+    )
+
+
+TREND_DAYS = 30
+
+
+def money_held_trend(*, as_of: datetime) -> Trend:
+    """The money the platform held each day of the last 30 (wallets' spendable and receivable
+    balances, and the pools'), from the daily balance snapshots; None on a day without one."""
+    last = timezone.localdate(as_of)
+    first = last - timedelta(days=TREND_DAYS - 1)
+    held = dict(
+        BalanceSnapshot.objects.filter(day__gte=first, day__lte=last).values_list(
+            "day", F("total_spendable") + F("total_receivable") + F("pools_money")
+        )
+    )
+    return Trend(
+        title="Money held",
+        points=[
+            TrendPoint(day, held.get(day))
+            for day in (first + timedelta(days=offset) for offset in range(TREND_DAYS))
+        ],
+        money=True,
+        note="from the daily balance snapshots (snapshot_balances, 00:05)",
     )
