@@ -7,7 +7,9 @@ from django.core.mail import mail_admins
 from django.utils.module_loading import import_string
 
 from jobs.conf import conf
-from jobs.models import JobRun
+from jobs.exceptions import UnknownJob
+from jobs.models import JobRun, RunStatus
+from jobs.registry import get_job
 
 logger = logging.getLogger("steward.alerts")
 
@@ -44,7 +46,18 @@ def alert_send(*, subject: str, message: str, run: JobRun | None = None) -> None
         logger.exception("Alert backend failed for %r", subject)
 
 
+def _alerts_own_partial_runs(job: str) -> bool:
+    try:
+        return not get_job(job).alert_partial
+    except UnknownJob:
+        return False
+
+
 def alert_run_failed(run: JobRun) -> None:
+    """Alert on a run that ended failed, partial or lost; a partial run of a job that sends
+    its own alerts (once per failing state, say) is left to the job."""
+    if run.status == RunStatus.PARTIAL and _alerts_own_partial_runs(run.job):
+        return
     status = run.get_status_display().lower()
     subject = f"[Steward] job {run.job} run #{run.pk} {status}"
     # The first line is the one the ERROR log line carries: why, in a sentence.

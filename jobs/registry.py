@@ -55,6 +55,9 @@ class JobSpec:
     concurrent_targets: bool = False
     # Whether its schedules run the latest missed slot when the scheduler comes back.
     catch_up: bool = False
+    # Whether a partial run alerts; False for a job that alerts on its own terms (once while
+    # the same boards keep failing, say).
+    alert_partial: bool = True
     # Jobs requested when a run succeeds having changed something, e.g. release_escrows ->
     # check_milestones for the users it touched.
     follow_ups: tuple[FollowUp, ...] = ()

@@ -1,10 +1,15 @@
 """The leaderboard's job bodies and their registration. Each adapts the run context to a
 service."""
 
+from datetime import timedelta
+
 from rest_framework import serializers
 
+from jobs.alerts import alert_send
 from jobs.context import JobContext
+from jobs.panels import money_text
 from jobs.registry import JobSpec, register
+from jobs.selectors import job_run_finished_since
 from leaderboard.models import Game, PoolPeriod
 from leaderboard.services.cleanup import (
     CLEANUP_STEPS,
@@ -21,7 +26,13 @@ from leaderboard.services.standings import (
     boosts_expire_due,
     leaderboard_recompute,
     leaderboard_recompute_preview,
+    leaderboard_users_count,
 )
+from leaderboard.services.validation import leaderboards_validate
+
+# A batch of pools logs a line for each of its first POOL_LINES, then how many more.
+POOL_LINES = 20
+VALIDATION_REALERT_AFTER = timedelta(hours=1)
 
 
 class FinalizePrizePoolsParams(serializers.Serializer):
@@ -32,6 +43,12 @@ class FinalizePrizePoolsParams(serializers.Serializer):
         choices=PoolPeriod.choices,
         required=False,
         help_text="Finalize just this period's pools (daily or weekly).",
+    )
+
+
+class ValidateLeaderboardsParams(serializers.Serializer):
+    game = serializers.ChoiceField(
+        choices=Game.choices, required=False, help_text="Validate just this game's boards."
     )
 
 
@@ -54,27 +71,41 @@ class CleanupParams(serializers.Serializer):
 
 
 def update_leaderboard(context: JobContext) -> dict:
+    log = context.log
+    log.info("Starting leaderboard update job...")
+    users = leaderboard_users_count()
     if context.dry_run:
         expiring = boosts_due(as_of=context.as_of).count()
+        log.info("Would expire %s leaderboard boosts", f"{expiring:,}")
+        log.info("Would recalculate scores for %s users", f"{users:,}")
         preview = leaderboard_recompute_preview(as_of=context.as_of)
+        log.info(
+            "Leaderboard recalculation previewed. Would update %s users.",
+            f"{preview['users_ranked']:,}",
+        )
         return {"dry_run": True, "boosts_expired": expiring, **preview}
     expired = boosts_expire_due(
         as_of=context.as_of,
         on_progress=lambda done: context.progress(done=done, total=None, what="boosts expired"),
     )
-    context.log.info("Expired %s boosts; recomputing scores", f"{expired:,}")
+    log.info("Expired %s leaderboard boosts", f"{expired:,}")
+    log.info("Recalculating scores for %s users", f"{users:,}")
     summary = leaderboard_recompute(as_of=context.as_of)
-    context.log.info(
-        "Ranked %s users (%s entries created, %s updated, %s removed)",
-        f"{summary['users_ranked']:,}",
-        f"{summary['entries_created']:,}",
-        f"{summary['entries_updated']:,}",
-        f"{summary['entries_removed']:,}",
+    log.info(
+        "Leaderboard recalculation complete. Updated %s users.", f"{summary['users_ranked']:,}"
     )
+    log.info("Leaderboard update job completed successfully")
     return {"boosts_expired": expired, **summary}
 
 
+def _pool_text(game: str, pool: dict) -> str:
+    return f"{pool['period']} pool #{pool['pool']} ({game}, {pool['period_start']})"
+
+
 def finalize_prize_pools(context: JobContext) -> dict:
+    """One line a pool (a winner's pool two) for the first POOL_LINES pools, then a count."""
+    log = context.log
+    log.info("Starting prize pool calculation...")
     summary = prize_pools_finalize_due(
         as_of=context.as_of,
         job_run=context.run,
@@ -82,63 +113,171 @@ def finalize_prize_pools(context: JobContext) -> dict:
         game=context.params.get("game"),
         period=context.params.get("period"),
     )
-    for game, outcome in summary["games"].items():
-        for pool in outcome["pools"]:
-            if pool["outcome"] == "failed":
-                message = f"{game} {pool['period']} pool #{pool['pool']}: {pool['error']}"
-                if context.dry_run:
-                    context.log.warning("Would fail: %s", message)
-                else:
-                    context.mark_partial(message)
+    pools = [
+        (game, pool) for game, outcome in summary["games"].items() for pool in outcome["pools"]
+    ]
+    would = "Would finalize" if context.dry_run else "Finalized"
+    for game, pool in pools[:POOL_LINES]:
+        if pool["outcome"] == "failed":
+            reason = f"{game} {pool['period']} pool #{pool['pool']}: {pool['error']}"
+            if context.dry_run:
+                log.warning("Would fail: %s", reason)
             else:
-                context.log.info(
-                    "%s %s pool #%s (%s, %s): %s",
-                    "Would finalize" if context.dry_run else "Finalized",
-                    pool["period"],
-                    pool["pool"],
-                    game,
-                    pool["period_start"],
-                    f"winner user #{pool['winner_id']}, prize {pool['prize']}"
-                    if pool["outcome"] == "finalized"
-                    else "no games played",
-                )
+                context.mark_partial(reason)
+        elif pool["outcome"] == "finalized":
+            log.info("%s %s", would, _pool_text(game, pool))
+            log.info(
+                "   Winner: user #%s - Prize: %s", pool["winner_id"], money_text(pool["prize"])
+            )
+        else:
+            log.info("%s %s: no winner, no games played", would, _pool_text(game, pool))
+    if len(pools) > POOL_LINES:
+        rest = pools[POOL_LINES:]
+        failed = sum(1 for _game, pool in rest if pool["outcome"] == "failed")
+        log.info("... and %s more pools (in the run's summary)", f"{len(rest):,}")
+        if failed and not context.dry_run:
+            context.mark_partial(f"{failed:,} more pools failed (in the run's summary)")
+    log.info("Prize Pool Calculation Summary:")
+    log.info("   Pools processed: %s", f"{len(pools):,}")
+    log.info("   Pools finalized: %s", f"{summary['pools_finalized']:,}")
+    log.info("   Pools without a winner: %s", f"{summary['pools_no_winner']:,}")
+    log.info("   Errors: %s", f"{summary['pools_failed']:,}")
     return {"dry_run": True, **summary} if context.dry_run else summary
+
+
+# Each cleanup step's count: its line in the seed's words, a dry run's, its summary label.
+_CLEANUP_LINES = (
+    (
+        "sessions_deleted",
+        "Deleted %s expired sessions",
+        "Would delete %s expired sessions",
+        "Expired sessions deleted",
+    ),
+    (
+        "orphan_scores_deleted",
+        "Cleaned %s orphaned leaderboard entries",
+        "Would clean %s orphaned leaderboard entries",
+        "Orphaned entries cleaned",
+    ),
+    (
+        "scores_archived",
+        "Archived %s leaderboard entries",
+        "Would archive %s leaderboard entries",
+        "Leaderboard entries archived",
+    ),
+    (
+        "notifications_deleted",
+        "Deleted %s sent notifications",
+        "Would delete %s sent notifications",
+        "Sent notifications deleted",
+    ),
+)
+
+
+def _log_cleanup(context: JobContext, counts: dict, *, sharded: int | None = None) -> None:
+    """Each step's line, then the summary block; `sharded` scores are left to shard runs."""
+    log = context.log
+    for key, done, would, _label in _CLEANUP_LINES:
+        if key not in counts:
+            continue
+        if key == "scores_archived" and not counts["archiving"]:
+            log.info("Leaderboard archiving disabled")
+        elif key == "scores_archived" and sharded is not None:
+            log.info("Archiving %s leaderboard entries in shard runs", f"{sharded:,}")
+        elif key == "scores_archived" and not counts[key]:
+            log.info("Leaderboard archiving enabled (no entries to archive)")
+        else:
+            log.info(would if context.dry_run else done, f"{counts[key]:,}")
+    log.info("Cleanup Summary:")
+    for key, _done, _would, label in _CLEANUP_LINES:
+        if key in counts and not (key == "scores_archived" and sharded is not None):
+            log.info("   %s: %s", label, f"{counts[key]:,}")
 
 
 def cleanup(context: JobContext) -> dict:
     """A large score archive fans out into shard runs, which archive only; the parent does
     the other steps itself."""
     steps = context.params.get("steps")
+    if context.pk_range is None:
+        context.log.info("Starting cleanup job...")
     if context.dry_run:
-        return {"dry_run": True, **cleanup_preview(as_of=context.as_of, steps=steps)}
+        preview = cleanup_preview(as_of=context.as_of, steps=steps)
+        _log_cleanup(context, preview)
+        return {"dry_run": True, **preview}
     progress = {
         "batch_size": context.batch_size,
         "on_progress": lambda done: context.progress(done=done, total=None, what="rows cleaned"),
     }
     if context.pk_range is not None:
         archived = scores_archive_due(as_of=context.as_of, pk_range=context.pk_range, **progress)
+        context.log.info(
+            "Archived %s leaderboard entries (ids %s to %s)", f"{archived:,}", *context.pk_range
+        )
         return {"scores_archived": archived}
-    fan_out = cleanup_archives(steps=steps) and context.should_fan_out(
-        scores_to_archive(as_of=context.as_of).count()
-    )
+    backlog = scores_to_archive(as_of=context.as_of).count() if cleanup_archives(steps=steps) else 0
+    fan_out = bool(backlog) and context.should_fan_out(backlog)
     summary = cleanup_run(as_of=context.as_of, archive=not fan_out, steps=steps, **progress)
-    context.log.info("Cleanup: %s", summary)
+    _log_cleanup(context, summary, sharded=backlog if fan_out else None)
     if fan_out:
         return context.fan_out(scores_to_archive(as_of=context.as_of), summary=summary)
     return summary
 
 
 def rotate_featured(context: JobContext) -> dict:
+    log = context.log
+    log.info("Starting featured user rotation...")
     if context.dry_run:
-        return {"dry_run": True, **featured_rotate_preview(as_of=context.as_of)}
+        preview = featured_rotate_preview(as_of=context.as_of)
+        for user_id in preview["featured"]:
+            log.info("Would feature user #%s for %s", user_id, preview["week"])
+        return {"dry_run": True, **preview}
     summary = featured_rotate(as_of=context.as_of)
-    context.log.info(
-        "Featured users %s for %s (drawn from %s)",
-        summary["featured"],
-        summary["week"],
-        summary["candidates"],
+    for user_id in summary["featured"]:
+        log.info("Featured user #%s for %s", user_id, summary["week"])
+    log.info(
+        "Featured user rotation completed: %s of the top %s featured, %s cleared",
+        len(summary["featured"]),
+        len(summary["candidates"]),
+        summary["featured_cleared"],
     )
     return summary
+
+
+def validate_leaderboards(context: JobContext) -> dict:
+    """Alerts once for a set of failing boards: not again while a run within the last
+    VALIDATION_REALERT_AFTER already reported the same boards."""
+    log = context.log
+    log.info("Starting leaderboard validation...")
+    validation = leaderboards_validate(as_of=context.as_of, game=context.params.get("game"))
+    for check in validation.checks:
+        if check.error:
+            log.error("Failed to validate %s: %s", check.board, check.error)
+        else:
+            log.info("Validated %s: %s entries", check.board, f"{check.entries:,}")
+    summary = validation.as_summary()
+    log.info("Leaderboard Validation Summary:")
+    log.info("   Leaderboards processed: %s", f"{summary['leaderboards_processed']:,}")
+    log.info("   Entries validated: %s", f"{summary['entries_validated']:,}")
+    log.info("   Errors: %s", f"{summary['errors']:,}")
+    failing = summary["failing_boards"]
+    if not failing:
+        return {"dry_run": True, **summary} if context.dry_run else summary
+    context.mark_partial(f"leaderboards failing validation: {', '.join(failing)}")
+    if context.dry_run:
+        return {"dry_run": True, **summary}
+    reported = job_run_finished_since(
+        job=context.run.job,
+        since=context.as_of - VALIDATION_REALERT_AFTER,
+        summary={"alerted_boards": failing},
+    )
+    if not reported:
+        alert_send(
+            subject=f"[Steward] {len(failing)} leaderboards failing validation",
+            message="\n".join(f"{board}: {summary['board_errors'][board]}" for board in failing),
+            run=context.run,
+        )
+    # The boards the operators have been alerted about, by this run or the one before.
+    return {**summary, "alerted": not reported, "alerted_boards": failing}
 
 
 def register_leaderboard_jobs() -> None:
@@ -185,5 +324,18 @@ def register_leaderboard_jobs() -> None:
             cron="0 0 * * 1",
             description="Feature 3 users drawn from the top 10, reproducibly for the ISO week; "
             "clear last week's.",
+        )
+    )
+    register(
+        JobSpec(
+            name="validate_leaderboards",
+            body=validate_leaderboards,
+            cron="0 * * * *",
+            params=ValidateLeaderboardsParams,
+            # It alerts itself, once while the same boards keep failing.
+            alert_partial=False,
+            description="Check every game x period board as the public API reads it (ranks "
+            "1, 2, 3, ... in order, a sample equal to a recompute) and the main leaderboard's "
+            "ranks; a failing board ends the run partial and alerts once.",
         )
     )

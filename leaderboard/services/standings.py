@@ -268,6 +268,11 @@ def _top_user_ids(cursor) -> list[int]:
     return [row[0] for row in cursor.fetchall()]
 
 
+def leaderboard_users_count() -> int:
+    """How many users the recompute ranks: the active accounts with a wallet."""
+    return Wallet.objects.filter(user__is_active=True).count()
+
+
 def leaderboard_recompute_preview(*, as_of: datetime) -> dict:
     """What `leaderboard_recompute` would write, computed the same way, writing nothing."""
     with transaction.atomic(), connection.cursor() as cursor:
