@@ -54,6 +54,7 @@ def snapshot_balances(context: JobContext) -> dict:
 
 def reconcile_ledger(context: JobContext) -> dict:
     """Read-only, so a dry run is the same check."""
+    context.log.info("Starting ledger reconciliation...")
     report = ledger_reconcile()
     for check in report["checks"]:
         if check["ok"]:
@@ -65,9 +66,23 @@ def reconcile_ledger(context: JobContext) -> dict:
                 check["differences"],
                 check["sample"][:3],
             )
-    if not report["clean"]:
-        failed = [check["check"] for check in report["checks"] if not check["ok"]]
-        context.mark_partial(f"ledger differences found: {', '.join(failed)}")
+    checked = len(report["checks"])
+    transfers = sum(totals["transfers"] for totals in report["transfer_totals"].values())
+    if report["clean"]:
+        context.log.info(
+            "Ledger reconciliation completed. %s checks clean over %s transfers.",
+            checked,
+            f"{transfers:,}",
+        )
+        return report
+    failed = [check["check"] for check in report["checks"] if not check["ok"]]
+    context.log.error(
+        "Ledger reconciliation completed. %s of %s checks found differences over %s transfers.",
+        len(failed),
+        checked,
+        f"{transfers:,}",
+    )
+    context.mark_partial(f"ledger differences found: {', '.join(failed)}")
     return report
 
 
