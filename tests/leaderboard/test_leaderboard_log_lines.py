@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from leaderboard import jobs as leaderboard_jobs
+from leaderboard.jobs import games as leaderboard_jobs
 from leaderboard.models import Boost, BoostStatus
 from leaderboard.periods import period_bounds, period_start
 from ledger.models import Wallet

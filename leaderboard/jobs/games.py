@@ -1,15 +1,11 @@
-"""The leaderboard's job bodies and their registration. Each adapts the run context to a
-service."""
-
-from datetime import timedelta
+"""The games' jobs: the leaderboard's recompute, prize pools, cleanup and the featured users.
+Each adapts the run context to a service."""
 
 from rest_framework import serializers
 
-from jobs.alerts import alert_send
 from jobs.context import JobContext
 from jobs.panels import money_text
 from jobs.registry import JobSpec, register
-from jobs.selectors import job_run_finished_since
 from leaderboard.models import Game, PoolPeriod
 from leaderboard.services.cleanup import (
     CLEANUP_STEPS,
@@ -28,11 +24,9 @@ from leaderboard.services.standings import (
     leaderboard_recompute_preview,
     leaderboard_users_count,
 )
-from leaderboard.services.validation import leaderboards_validate
 
 # A batch of pools logs a line for each of its first POOL_LINES, then how many more.
 POOL_LINES = 20
-VALIDATION_REALERT_AFTER = timedelta(hours=1)
 
 
 class FinalizePrizePoolsParams(serializers.Serializer):
@@ -43,12 +37,6 @@ class FinalizePrizePoolsParams(serializers.Serializer):
         choices=PoolPeriod.choices,
         required=False,
         help_text="Finalize just this period's pools (daily or weekly).",
-    )
-
-
-class ValidateLeaderboardsParams(serializers.Serializer):
-    game = serializers.ChoiceField(
-        choices=Game.choices, required=False, help_text="Validate just this game's boards."
     )
 
 
@@ -243,44 +231,7 @@ def rotate_featured(context: JobContext) -> dict:
     return summary
 
 
-def validate_leaderboards(context: JobContext) -> dict:
-    """Alerts once for a set of failing boards: not again while a run within the last
-    VALIDATION_REALERT_AFTER already reported the same boards."""
-    log = context.log
-    log.info("Starting leaderboard validation...")
-    validation = leaderboards_validate(as_of=context.as_of, game=context.params.get("game"))
-    for check in validation.checks:
-        if check.error:
-            log.error("Failed to validate %s: %s", check.board, check.error)
-        else:
-            log.info("Validated %s: %s entries", check.board, f"{check.entries:,}")
-    summary = validation.as_summary()
-    log.info("Leaderboard Validation Summary:")
-    log.info("   Leaderboards processed: %s", f"{summary['leaderboards_processed']:,}")
-    log.info("   Entries validated: %s", f"{summary['entries_validated']:,}")
-    log.info("   Errors: %s", f"{summary['errors']:,}")
-    failing = summary["failing_boards"]
-    if not failing:
-        return {"dry_run": True, **summary} if context.dry_run else summary
-    context.mark_partial(f"leaderboards failing validation: {', '.join(failing)}")
-    if context.dry_run:
-        return {"dry_run": True, **summary}
-    reported = job_run_finished_since(
-        job=context.run.job,
-        since=context.as_of - VALIDATION_REALERT_AFTER,
-        summary={"alerted_boards": failing},
-    )
-    if not reported:
-        alert_send(
-            subject=f"[Steward] {len(failing)} leaderboards failing validation",
-            message="\n".join(f"{board}: {summary['board_errors'][board]}" for board in failing),
-            run=context.run,
-        )
-    # The boards the operators have been alerted about, by this run or the one before.
-    return {**summary, "alerted": not reported, "alerted_boards": failing}
-
-
-def register_leaderboard_jobs() -> None:
+def register_game_jobs() -> None:
     register(
         JobSpec(
             name="update_leaderboard",
@@ -324,18 +275,5 @@ def register_leaderboard_jobs() -> None:
             cron="0 0 * * 1",
             description="Feature 3 users drawn from the top 10, reproducibly for the ISO week; "
             "clear last week's.",
-        )
-    )
-    register(
-        JobSpec(
-            name="validate_leaderboards",
-            body=validate_leaderboards,
-            cron="0 * * * *",
-            params=ValidateLeaderboardsParams,
-            # It alerts itself, once while the same boards keep failing.
-            alert_partial=False,
-            description="Check every game x period board as the public API reads it (ranks "
-            "1, 2, 3, ... in order, a sample equal to a recompute) and the main leaderboard's "
-            "ranks; a failing board ends the run partial and alerts once.",
         )
     )
