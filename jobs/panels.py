@@ -71,6 +71,26 @@ def duration_words(seconds: float) -> str:
     return " ".join(parts)
 
 
+def millis_text(value: int | None) -> str:
+    """Milliseconds as a person reads a duration: "842 ms", "2.4 s", "38 s", "3 min 20 s",
+    "2 h 5 min"; "—" for none."""
+    if value is None:
+        return "—"
+    ms = int(value)
+    if ms < 1_000:
+        return f"{ms:,} ms"
+    seconds = ms / 1_000
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, second = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {second} s" if second else f"{minutes} min"
+    hours, minute = divmod(minutes, 60)
+    return f"{hours:,} h {minute} min" if minute else f"{hours:,} h"
+
+
 def money_text(amount: int) -> str:
     """Minor units as a person reads the currency: 123456 -> "₦1,234.56" (STEWARD_CURRENCY)."""
     sign = "-" if amount < 0 else ""

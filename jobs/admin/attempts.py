@@ -11,9 +11,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.tools import MUTED, collapsed, nowrap, pre_text, status_badge, when_text
-from jobs.dashboard.live import attempt_logs, seconds_words
+from jobs.dashboard.live import attempt_logs
 from jobs.exceptions import VIEW_RUNS_PERMISSION
 from jobs.models import JobRunAttempt
+from jobs.panels import millis_text
 
 # Log lines at these levels stand out, in the status colours' red and amber.
 LEVEL_STYLES = {
@@ -75,11 +76,7 @@ class JobRunAttemptInline(admin.TabularInline):
         """How long its message waited for a worker, and when it was sent (or came due)."""
         if attempt.wait_ms is None:
             return "—"
-        waited = (
-            f"{attempt.wait_ms:,} ms"
-            if attempt.wait_ms < 10_000
-            else seconds_words(attempt.wait_ms / 1000)
-        )
+        waited = millis_text(attempt.wait_ms)
         if attempt.queued_at is None:
             return nowrap(waited)
         return format_html(

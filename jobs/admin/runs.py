@@ -36,7 +36,7 @@ from jobs.admin.tools import (
 from jobs.cancellation import job_run_cancel
 from jobs.exceptions import InvalidInput, RunNotCancellable
 from jobs.models import JobRun, RunStatus, Trigger
-from jobs.panels import run_summary_figures
+from jobs.panels import millis_text, run_summary_figures
 from jobs.params import params_text
 from jobs.selectors import run_follow_ups, run_progress
 from jobs.services import job_run_request
@@ -238,7 +238,7 @@ class JobRunAdmin(JobPermissions, ReadOnlyAdmin):
 
     @admin.display(description="duration", ordering="duration_ms")
     def duration(self, run: JobRun):
-        return "—" if run.duration_ms is None else nowrap(f"{run.duration_ms:,} ms")
+        return "—" if run.duration_ms is None else nowrap(millis_text(run.duration_ms))
 
     @admin.display(description="summary")
     def summary_text(self, run: JobRun):

@@ -21,7 +21,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from jobs.conf import conf
 from jobs.models import FINISHED_STATUSES, JobRun, JobRunAttempt, RunStatus
-from jobs.panels import Trend, money_text
+from jobs.panels import Trend, millis_text, money_text
 from jobs.registry import JobSpec
 from jobs.run_selectors import percentile
 
@@ -119,10 +119,6 @@ class TrendChart:
     empty: bool
 
 
-def _ms_text(value: int) -> str:
-    return f"{value:,} ms"
-
-
 def _bar(css: str, *, x: float, width: float, height: float, title: str) -> str:
     """One day's bar, at least 2 px high so a small value still shows."""
     height = round(max(2.0, height), 1)
@@ -147,7 +143,7 @@ def trend_chart(
     largest = max((value for pair in values for value in pair if value), default=0)
     scale = (TREND_HEIGHT - 2) / (largest or 1)
     slot, width = _slots(len(trend))
-    shown = _ms_text if unit == "ms" else (lambda value: f"{value:,} {unit}")
+    shown = millis_text if unit == "ms" else (lambda value: f"{value:,} {unit}")
     parts = []
     for index, (day, (middle, high)) in enumerate(zip(trend, values, strict=True)):
         x = round(index * slot + 1, 1)

@@ -45,7 +45,7 @@ from jobs.exceptions import (
 )
 from jobs.fleet import run_held_back
 from jobs.models import JobRun, Trigger
-from jobs.panels import run_summary_figures
+from jobs.panels import millis_text, run_summary_figures
 from jobs.params import params_text
 from jobs.registry import all_jobs, get_job
 from jobs.schedules import ScheduleNotFound, schedule_get, schedule_pause, schedule_resume
@@ -92,7 +92,7 @@ def duration_chart(runs: Sequence[RunPoint | JobRun]) -> list[Bar]:
     bars = []
     for index, run in enumerate(reversed(runs)):
         height = round(max(2.0, (run.duration_ms or 0) * scale), 1)
-        duration = f"{run.duration_ms:,} ms" if run.duration_ms is not None else "no duration"
+        duration = millis_text(run.duration_ms) if run.duration_ms is not None else "no duration"
         bars.append(
             Bar(
                 x=round(index * slot + 1, 1),

@@ -64,7 +64,8 @@ WHERE reached.value >= reached.threshold
 
 # The insert keeps only the rows no other run has inserted (a concurrent run's rows wait for
 # its commit, then conflict), and returns just those: the ones to announce and reward. Rows
-# go in one fixed order, so two runs never wait on each other's rows crosswise.
+# go in one fixed order, so two runs never wait on each other's rows crosswise. The
+# `WHERE 1 = 1` is SQLite's: an INSERT ... SELECT needs a WHERE before its ON CONFLICT there.
 _RECORD = """
 INSERT INTO ledger_milestone (user_id, kind, threshold, value, reached_at, bonus_coins, job_run_id)
 SELECT candidate.user_id, candidate.kind, candidate.threshold, candidate.value,

@@ -56,9 +56,9 @@ def test_a_jobs_page_charts_its_duration_wait_and_items_per_day():
     assert set(charts) == {"Duration", "Wait for a worker", "Items processed"}
     three_days_ago = (today - timedelta(days=3)).isoformat()
     duration = charts["Duration"]
-    assert f"<title>{three_days_ago}: p50 2,000 ms, 2 runs</title>" in duration
-    assert f"<title>{three_days_ago}: p95 2,900 ms</title>" in duration
-    assert "up to 5,000 ms a day" in duration  # the 90-second run is older than 30 days
+    assert f"<title>{three_days_ago}: p50 2.0 s, 2 runs</title>" in duration
+    assert f"<title>{three_days_ago}: p95 2.9 s</title>" in duration
+    assert "up to 5.0 s a day" in duration  # the 90-second run is older than 30 days
     assert len(re.findall(r'class="trend-p50"', duration)) == 3
     assert f"<title>{three_days_ago}: p50 300 ms, 2 runs</title>" in charts["Wait for a worker"]
     # items: escrows released and failed, the money left out
@@ -72,8 +72,8 @@ def test_a_jobs_page_charts_its_duration_wait_and_items_per_day():
     ).group(0)
     assert re.findall(r'<td class="num">([^<]*)</td>', yesterday) == [
         "1",
-        "5,000 / 5,000 ms",
-        "1,000 / 1,000 ms",
+        "5.0 s / 5.0 s",
+        "1.0 s / 1.0 s",
         "6",
     ]
 

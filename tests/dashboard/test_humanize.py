@@ -1,8 +1,9 @@
-"""Cron specs in words."""
+"""Cron specs and durations in words."""
 
 import pytest
 
 from jobs.cron import cron_in_words
+from jobs.panels import millis_text
 
 
 @pytest.mark.parametrize(
@@ -102,3 +103,23 @@ def test_the_money_keys_come_from_the_job_registration():
     assert job_money_keys("finalize_prize_pools") == ("prize_paid",)
     assert job_money_keys("monitor_business_lag") == ("overdue_amount",)
     assert job_money_keys("no_longer_registered") == ()
+
+
+@pytest.mark.parametrize(
+    ("ms", "words"),
+    [
+        (None, "—"),
+        (0, "0 ms"),
+        (842, "842 ms"),
+        (1_234, "1.2 s"),
+        (9_949, "9.9 s"),
+        (12_345, "12 s"),
+        (59_499, "59 s"),
+        (60_000, "1 min"),
+        (200_000, "3 min 20 s"),
+        (3_600_000, "1 h"),
+        (7_500_000, "2 h 5 min"),
+    ],
+)
+def test_durations_read_in_the_unit_that_fits(ms, words):
+    assert millis_text(ms) == words
