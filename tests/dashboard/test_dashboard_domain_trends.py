@@ -77,7 +77,7 @@ def test_a_money_trend_is_drawn_with_the_currency_its_latest_value_and_its_note(
     # one bar per day with a value, each titled with its day and amount in the currency
     bars = re.findall(r'<rect class="trend-p50"[^>]*><title>([^<]*)</title>', panel)
     assert bars == ["2026-03-01: ₦12,500.00", "2026-03-03: ₦10,307.50"]
-    assert "up to ₦12,500.00 a day" in panel
+    assert "highest ₦12,500.00" in panel
     assert "Latest: <strong>₦10,307.50 on 2026-03-03</strong>" in panel
     assert "Escrow, pools and wallets at the end of each day." in panel
     assert "Mar 1" in panel and "Mar 3" in panel
