@@ -323,18 +323,7 @@ class BalanceSnapshotAdmin(ReadOnlyAdmin):
         "run",
     )
     date_hierarchy = "day"
-    fields = (
-        "day",
-        "taken_at",
-        "wallets",
-        "accounts",
-        "money_held_text",
-        "total_spendable_text",
-        "total_receivable_text",
-        "pools_money_text",
-        "coins",
-        "run",
-    )
+    fields = list_display
     readonly_fields = fields
     total_spendable_text = snapshot_money("total_spendable", "spendable")
     total_receivable_text = snapshot_money("total_receivable", "receivable")
