@@ -102,7 +102,9 @@ def old_job_overviews(*, now: datetime | None = None, next_slots: Callable | Non
 
     from django.utils import timezone
 
+    import jobs.schedule_selectors as schedule_selectors
     import jobs.selectors as selectors
+    from jobs.cron import cron_in_words
     from jobs.models import FINISHED_STATUSES, JobRun, JobState, Schedule
     from jobs.registry import all_jobs
 
@@ -115,14 +117,16 @@ def old_job_overviews(*, now: datetime | None = None, next_slots: Callable | Non
         chart = selectors.job_recent_finished_runs(job=spec.name, limit=30, dry_run=False)
         state = states.get(spec.name) or JobState(job=spec.name)
         schedules = [
-            selectors.ScheduleOverview(
+            schedule_selectors.ScheduleOverview(
                 schedule=schedule,
-                in_words=selectors.cron_in_words(schedule.cron),
+                in_words=cron_in_words(schedule.cron),
                 next_runs=[
-                    selectors.NextRun(utc=slot, local=slot.astimezone(ZoneInfo(schedule.timezone)))
+                    schedule_selectors.NextRun(
+                        utc=slot, local=slot.astimezone(ZoneInfo(schedule.timezone))
+                    )
                     for slot in next_slots(schedule.cron, now, 3, schedule.timezone)
                 ],
-                paused_reason=selectors._schedule_paused_reason(schedule, state),
+                paused_reason=schedule_selectors._schedule_paused_reason(schedule, state),
                 last_run=JobRun.objects.filter(schedule=schedule).order_by("-id").first(),
             )
             for schedule in Schedule.objects.filter(job=spec.name).order_by("name")

@@ -27,8 +27,13 @@ from jobs.cron import cron_in_words, next_slots
 from jobs.exceptions import PAUSE_SCHEDULES_PERMISSION
 from jobs.models import JobRun, JobState, Schedule
 from jobs.params import params_text
+from jobs.schedule_selectors import (
+    NEXT_RUNS_SHOWN,
+    NextRun,
+    schedule_changes,
+    schedule_missed_slots,
+)
 from jobs.schedules import schedule_pause, schedule_remove, schedule_resume
-from jobs.selectors import NEXT_RUNS_SHOWN, NextRun, schedule_changes, schedule_missed_slots
 
 CHANGES_SHOWN = 50
 REMOVED_IN_ADMIN = "removed in the admin"

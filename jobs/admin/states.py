@@ -27,8 +27,9 @@ from jobs.exceptions import InvalidInput
 from jobs.fleet import run_held_back
 from jobs.models import ControlAction, JobState, Trigger
 from jobs.registry import all_jobs, get_job
+from jobs.schedule_selectors import ScheduleOverview, schedule_overviews
 from jobs.scheduling import job_pause, job_resume
-from jobs.selectors import ScheduleOverview, job_last_finished_run, schedule_overviews
+from jobs.selectors import job_last_finished_run
 from jobs.services import job_run_request, job_states_ensure
 
 

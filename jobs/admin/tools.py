@@ -39,7 +39,7 @@ from jobs.exceptions import (
 from jobs.fleet import run_held_back
 from jobs.models import Trigger
 from jobs.panels import money_text
-from jobs.selectors import NextRun
+from jobs.schedule_selectors import NextRun
 from jobs.services import job_run_request
 
 # The dashboard's colours, so a status reads the same on both surfaces.

@@ -12,9 +12,9 @@ from jobs.actors import tick_actor
 from jobs.cron import slot_of
 from jobs.models import JobRun, JobState, RunStatus, Schedule, Trigger
 from jobs.runner import job_run_execute
+from jobs.schedule_selectors import schedule_missed_slots
 from jobs.schedules import schedule_create, schedule_pause, schedule_remove, schedule_update
 from jobs.scheduling import job_pause, job_resume, schedules_tick
-from jobs.selectors import schedule_missed_slots
 from ledger.models import Escrow
 from ledger.statuses import EscrowStatus
 from tests.factories import HOLD, donation_at

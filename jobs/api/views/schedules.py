@@ -33,6 +33,7 @@ from jobs.exceptions import (
     VIEW_SCHEDULES_PERMISSION,
 )
 from jobs.models import Schedule
+from jobs.schedule_selectors import schedule_changes, schedule_missed_slots, schedule_overviews
 from jobs.schedules import (
     ScheduleNotFound,
     schedule_create,
@@ -42,7 +43,6 @@ from jobs.schedules import (
     schedule_resume,
     schedule_update,
 )
-from jobs.selectors import schedule_changes, schedule_missed_slots, schedule_overviews
 
 SCHEDULE_ID = OpenApiParameter("schedule_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 SCHEDULES = ["schedules"]

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from django.core.management.base import CommandError, CommandParser
 
 from jobs.dashboard.forms import REASON_MAX_LENGTH
-from jobs.selectors import ScheduleOverview
+from jobs.schedule_selectors import ScheduleOverview
 
 CLI = "cli"
 MAX_BY_LENGTH = 100

@@ -30,7 +30,8 @@ from jobs.panels import run_summary_figures
 from jobs.params import params_describe, params_from_pairs, params_text
 from jobs.registry import all_jobs, get_job
 from jobs.runner import job_run_execute
-from jobs.selectors import ScheduleOverview, run_follow_ups, run_progress, schedule_overviews
+from jobs.schedule_selectors import ScheduleOverview, schedule_overviews
+from jobs.selectors import run_follow_ups, run_progress
 from jobs.services import job_run_request
 
 

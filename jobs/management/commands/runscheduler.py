@@ -11,7 +11,7 @@ from jobs.follow_ups import follow_up_errors
 from jobs.heartbeats import Heartbeat
 from jobs.management.commands._listing import next_run_cells, state_cell, table
 from jobs.models import WorkerHeartbeat
-from jobs.selectors import ScheduleOverview, schedule_overviews
+from jobs.schedule_selectors import ScheduleOverview, schedule_overviews
 
 # A fleet's thousands of per-entity schedules are not printed at every start.
 LISTED_AT_START = 100

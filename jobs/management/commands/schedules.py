@@ -20,6 +20,7 @@ from jobs.management.commands._listing import (
 from jobs.models import Schedule
 from jobs.params import params_from_pairs, params_text
 from jobs.registry import get_job
+from jobs.schedule_selectors import ScheduleOverview, schedule_overviews
 from jobs.schedules import (
     schedule_create,
     schedule_fields,
@@ -29,7 +30,6 @@ from jobs.schedules import (
     schedule_resume,
     schedule_update,
 )
-from jobs.selectors import ScheduleOverview, schedule_overviews
 
 # How the command line names itself in the audit, as `runjob` does in its runs.
 DEFAULT = "default"
