@@ -170,7 +170,7 @@ def dataset_build(*, escrows: int, wallets: int) -> dict:
         donations = cursor.fetchall()
         with cursor.cursor.copy(
             "COPY ledger_transfer (id, reference, kind, asset, amount, debit_account, "
-            "credit_account, created_at) FROM STDIN"
+            "credit_account, subject_type, subject_id, created_at) FROM STDIN"
         ) as copy:
             for wallet_id, amount in deposits:
                 reference = f"deposit:bench-{wallet_id}"
@@ -183,6 +183,8 @@ def dataset_build(*, escrows: int, wallets: int) -> dict:
                         amount,
                         EXTERNAL_MONEY,
                         f"wallet:{wallet_id}:spendable",
+                        "",
+                        None,
                         params["newest"] - timedelta(days=1, seconds=escrows),
                     )
                 )
@@ -197,6 +199,8 @@ def dataset_build(*, escrows: int, wallets: int) -> dict:
                         amount,
                         f"wallet:{donor}:spendable",
                         f"wallet:{recipient}:receivable",
+                        "donation",
+                        donation_id,
                         created_at,
                     )
                 )
@@ -376,7 +380,15 @@ def naive_release_one(pk: int, *, now: datetime) -> bool:
     from django.db import transaction
     from django.db.models import F
 
-    from ledger.models import DonationCycle, Escrow, Notification, SystemAccount, Transfer, Wallet
+    from ledger.models import (
+        DonationCycle,
+        Escrow,
+        Notification,
+        SystemAccount,
+        Transfer,
+        TransferSubject,
+        Wallet,
+    )
     from ledger.services.transfers import COIN_ISSUANCE, transfer_id, wallet_account
     from ledger.statuses import CycleStatus, EscrowStatus
 
@@ -423,6 +435,8 @@ def naive_release_one(pk: int, *, now: datetime) -> bool:
                 amount=amount,
                 debit_account=debit,
                 credit_account=credit,
+                subject_type=TransferSubject.ESCROW,
+                subject_id=pk,
             )
         Wallet.objects.filter(pk=escrow.donor_id).update(charity_coins=F("charity_coins") + coins)
         SystemAccount.objects.filter(code=COIN_ISSUANCE).update(balance=F("balance") - coins)
@@ -543,14 +557,17 @@ FLOOR_SQL = [
     """,
     """
     INSERT INTO ledger_transfer
-        (id, reference, kind, asset, amount, debit_account, credit_account, created_at)
+        (id, reference, kind, asset, amount, debit_account, credit_account, subject_type,
+         subject_id, created_at, xact)
     SELECT md5('escrow-release:' || id)::uuid, 'escrow-release:' || id, 'escrow_release',
            'money', amount, 'wallet:' || recipient_id || ':receivable',
-           'wallet:' || recipient_id || ':spendable', %(now)s
+           'wallet:' || recipient_id || ':spendable', 'escrow', id, %(now)s,
+           pg_current_xact_id()::text::bigint
     FROM bench_released
     UNION ALL
     SELECT md5('escrow-coins:' || id)::uuid, 'escrow-coins:' || id, 'coin_award', 'coins',
-           %(coins)s, %(coin_issuance)s, 'wallet:' || donor_id || ':coins', %(now)s
+           %(coins)s, %(coin_issuance)s, 'wallet:' || donor_id || ':coins', 'escrow', id,
+           %(now)s, pg_current_xact_id()::text::bigint
     FROM bench_released
     """,
     """
