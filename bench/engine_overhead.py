@@ -705,10 +705,11 @@ FLOOR_REQUEST_SQL = (
     "INSERT INTO jobs_jobrun (job, trigger, requested_by, reason, as_of, slot, dry_run, status, "
     "status_reason, created_at, started_at, finished_at, duration_ms, attempt_count, summary, "
     "error, traceback, message_id, code_version, retry_of_id, idempotency_key, "
-    "request_fingerprint, parent_id, shard, repairs) "
+    "request_fingerprint, parent_id, shard, repairs, lock_scope, params, cancel_reason, "
+    "cancel_requested_by, urgent, progress) "
     "VALUES (%(job)s, 'cli', 'bench', %(reason)s, %(at)s, NULL, false, 'queued', '', %(at)s, "
     "NULL, NULL, NULL, 0, '{}'::jsonb, '', '', %(message_id)s, %(code_version)s, NULL, NULL, '', "
-    "NULL, NULL, '[]'::jsonb) RETURNING id"
+    "NULL, NULL, '[]'::jsonb, '', '{}'::jsonb, '', '', false, '{}'::jsonb) RETURNING id"
 )
 FLOOR_RUN_START_SQL = (
     "UPDATE jobs_jobrun SET status = 'running', started_at = COALESCE(started_at, %(at)s), "
@@ -716,8 +717,8 @@ FLOOR_RUN_START_SQL = (
 )
 FLOOR_ATTEMPT_START_SQL = (
     "INSERT INTO jobs_jobrunattempt (run_id, number, status, started_at, finished_at, worker, "
-    "message_id, error, traceback) "
-    "VALUES (%(run)s, 1, 'running', %(at)s, NULL, %(worker)s, %(message_id)s, '', '') "
+    "message_id, error, traceback, log) "
+    "VALUES (%(run)s, 1, 'running', %(at)s, NULL, %(worker)s, %(message_id)s, '', '', '[]') "
     "RETURNING id"
 )
 FLOOR_RUN_FINISH_SQL = (
@@ -735,9 +736,9 @@ FLOOR_START_CTE_SQL = (
     "started_at = COALESCE(started_at, %(at)s), attempt_count = 1 "
     "WHERE id = %(run)s AND status IN ('queued', 'running') RETURNING id) "
     "INSERT INTO jobs_jobrunattempt (run_id, number, status, started_at, finished_at, worker, "
-    "message_id, error, traceback) "
-    "SELECT id, 1, 'running', %(at)s, NULL, %(worker)s, %(message_id)s, '', '' FROM moved "
-    "RETURNING id"
+    "message_id, error, traceback, log) "
+    "SELECT id, 1, 'running', %(at)s, NULL, %(worker)s, %(message_id)s, '', '', '[]' "
+    "FROM moved RETURNING id"
 )
 FLOOR_FINISH_CTE_SQL = (
     "WITH finished AS (UPDATE jobs_jobrun SET status = 'succeeded', summary = '{}'::jsonb, "

@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     harness.django_setup()
     from django.conf import settings
 
+    from jobs.conf import conf
+
     base = harness.database_name(database_url)
     template, database = f"{base}_notifications_tpl", f"{base}_notifications_run"
     machine = harness.machine_info(database_url=database_url, redis_url=redis_url)
@@ -141,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Dataset: {args.notifications:,} pending notifications (push and SMS) to "
         f"{args.users:,} users, delivered through {settings.STEWARD_CHANNEL_BACKENDS['push']}; "
         f'RATE LIMITS OFF (STEWARD_QUEUE_RATE_LIMITS=""); fan-out above '
-        f"{settings.STEWARD_FANOUT_THRESHOLD:,} into shards of {settings.STEWARD_SHARD_SIZE:,}; "
-        f"batch size {settings.STEWARD_BATCH_SIZE:,}; {args.threads} threads per process; "
+        f"{conf.FANOUT_THRESHOLD:,} into shards of {conf.SHARD_SIZE:,}; "
+        f"batch size {conf.BATCH_SIZE:,}; {args.threads} threads per process; "
         f"Redis {redis_url}",
         flush=True,
     )
@@ -228,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                     channel: settings.STEWARD_CHANNEL_BACKENDS[channel]
                     for channel in ("push", "sms")
                 },
-                "fanout_threshold": settings.STEWARD_FANOUT_THRESHOLD,
-                "shard_size": settings.STEWARD_SHARD_SIZE,
-                "batch_size": settings.STEWARD_BATCH_SIZE,
+                "fanout_threshold": conf.FANOUT_THRESHOLD,
+                "shard_size": conf.SHARD_SIZE,
+                "batch_size": conf.BATCH_SIZE,
                 "log_level": settings.LOGGING["root"]["level"],
                 "broker": settings.DRAMATIQ_BROKER["BROKER"],
                 "redis_url": redis_url,

@@ -183,14 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     harness.django_setup()
     from django.conf import settings
 
+    from jobs.conf import conf
+
     base = harness.database_name(database_url)
     template, database = f"{base}_scaling_tpl", f"{base}_scaling_run"
     machine = harness.machine_info(database_url=database_url, redis_url=redis_url)
     print(f"Machine: {harness.describe_machine(machine)}")
     print(
         f"Dataset: {args.escrows:,} due escrows over {args.wallets:,} wallets; fan-out above "
-        f"{settings.STEWARD_FANOUT_THRESHOLD:,} into shards of {settings.STEWARD_SHARD_SIZE:,}; "
-        f"batch size {settings.STEWARD_BATCH_SIZE:,}; {args.threads} threads per process; "
+        f"{conf.FANOUT_THRESHOLD:,} into shards of {conf.SHARD_SIZE:,}; "
+        f"batch size {conf.BATCH_SIZE:,}; {args.threads} threads per process; "
         f"Redis {redis_url}",
         flush=True,
     )
@@ -218,11 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                 template=template,
                 database=database,
                 escrows=min(args.lock_profile_escrows, args.escrows),
-                batch_size=settings.STEWARD_BATCH_SIZE,
+                batch_size=conf.BATCH_SIZE,
             )
             if profile:
                 print(
-                    f"  one batch of {settings.STEWARD_BATCH_SIZE:,} takes "
+                    f"  one batch of {conf.BATCH_SIZE:,} takes "
                     f"{profile['batch_ms_mean']} ms and holds its wallet locks for "
                     f"{profile['locked_ms_mean']} ms of it ({profile['locked_share']:.0%}): "
                     f"concurrent batches can gain at most {profile['max_speedup_bound']}x over "
@@ -299,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                 "processes": args.processes,
                 "threads": args.threads,
                 "repeat": args.repeat,
-                "fanout_threshold": settings.STEWARD_FANOUT_THRESHOLD,
-                "shard_size": settings.STEWARD_SHARD_SIZE,
-                "batch_size": settings.STEWARD_BATCH_SIZE,
+                "fanout_threshold": conf.FANOUT_THRESHOLD,
+                "shard_size": conf.SHARD_SIZE,
+                "batch_size": conf.BATCH_SIZE,
                 "broker": settings.DRAMATIQ_BROKER["BROKER"],
                 "redis_url": redis_url,
                 "timed": "just before the run is recorded -> the parent run's finished_at",
