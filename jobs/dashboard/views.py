@@ -59,7 +59,7 @@ from jobs.selectors import (
 from jobs.services import job_run_request
 
 CHART_RUNS = 30
-CHART_WIDTH = 180
+CHART_WIDTH = 160
 CHART_HEIGHT = 48
 ACTIONS = {
     "run": ("Run now", TRIGGER_PERMISSION),
