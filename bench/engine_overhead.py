@@ -466,9 +466,9 @@ def steward_statements(job: str) -> dict:
         "note": (
             "statements as Django's CaptureQueriesContext lists them, an atomic block's BEGIN "
             "and COMMIT included (transaction_control_statements); a statement outside an "
-            "atomic block commits on its own. The worker also opens a connection per message "
-            "(DbConnectionsMiddleware closes it after each one, CONN_MAX_AGE is 0): see each "
-            "round's server_side"
+            "atomic block commits on its own. The worker keeps its connections between "
+            "messages (DATABASE_CONN_MAX_AGE) and checks one before reuse only once it has "
+            "been idle (jobs.middleware.DatabaseConnections): see each round's server_side"
         ),
     }
 

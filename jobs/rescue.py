@@ -100,8 +100,11 @@ def _abandoned(run: JobRun, *, now: datetime) -> Iterator[bool]:
     executor holds it for the whole attempt, and a killed one's connection lets it go.
     Elsewhere the executing worker's heartbeat does."""
     if connection.vendor == "postgresql":
-        with job_lock(run_lock_name(run)) as free:
-            yield free and JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists()
+        with job_lock(run_lock_name(run)) as lock:
+            yield (
+                lock.acquired
+                and JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists()
+            )
         return
     attempt = run.attempts.filter(status=AttemptStatus.RUNNING).order_by("-number").first()
     if attempt is None or attempt.started_at > now - timedelta(seconds=conf.WORKER_LOST_AFTER):

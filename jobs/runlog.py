@@ -19,6 +19,7 @@ from jobs.models import JobRun, JobRunAttempt
 from jobs.panels import run_summary_figures
 from jobs.params import params_text
 from jobs.registry import get_job
+from jobs.run_writes import attempt_log_save
 
 logger = logging.getLogger("steward.jobs")
 
@@ -154,17 +155,27 @@ def run_log_capture_install() -> None:
         runner_log.addHandler(run_log_capture)
 
 
-def run_log_save(run_id: int, attempt: int, *, final: bool = False) -> None:
-    """Save the attempt's lines so far with it; `final` once it has ended. A save while it
+def run_log_lines(run_id: int, attempt: int) -> list[dict] | None:
+    """The attempt's lines so far, for the statement that saves its outcome to keep."""
+    return run_log_capture.lines(run_id, attempt)
+
+
+def run_log_save(
+    run_id: int, attempt: int, *, final: bool = False, saved: list[dict] | None = None
+) -> None:
+    """Save the attempt's lines so far with it; `final` once it has ended, with `saved` the
+    lines already kept with it (written again only if a line came since). A save while it
     runs is best effort: it skips an attempt row another transaction holds (the final save
     writes every line), so a run never waits on its own log."""
     lines = run_log_capture.lines(run_id, attempt, forget=final)
     if lines is None:
         return
-    attempts = JobRunAttempt.objects.filter(run_id=run_id, number=attempt)
     if final:
-        attempts.update(log=lines)
+        # The capture hands out the same line objects: an unchanged last line means no new one.
+        if not saved or lines[-1] is not saved[-1]:
+            attempt_log_save(run_id, attempt, lines)
         return
+    attempts = JobRunAttempt.objects.filter(run_id=run_id, number=attempt)
     with transaction.atomic():
         if attempts.select_for_update(skip_locked=True).values_list("pk", flat=True).first():
             attempts.update(log=lines)

@@ -10,6 +10,7 @@ alone, and a queued run that finds another run of its job in progress ends `skip
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 import traceback
@@ -28,7 +29,7 @@ from jobs.exceptions import PERMANENT_ERRORS, RunCancelled, RunInterrupted
 from jobs.fanout import FanOut, fan_out_finish, fan_out_unfinished
 from jobs.follow_ups import follow_ups_request
 from jobs.heartbeats import WORKER_LOST
-from jobs.locks import job_lock, run_lock_name
+from jobs.locks import JobLock, run_locked
 from jobs.models import (
     FINISHED_STATUSES,
     AttemptStatus,
@@ -39,7 +40,8 @@ from jobs.models import (
 )
 from jobs.registry import get_job
 from jobs.rescue import fan_out_repair
-from jobs.runlog import RunLog, run_log_save
+from jobs.run_writes import elapsed_ms, run_claim, run_finish
+from jobs.runlog import RunLog, run_log_lines, run_log_save
 from jobs.services import job_shards_request
 
 logger = logging.getLogger("steward.jobs")
@@ -71,17 +73,28 @@ def job_run_execute(
     An exception from the body is recorded on the attempt and re-raised so Dramatiq retries;
     on the final attempt the run is `failed` and an alert goes out.
     """
-    # Just what the lock and a duplicate check need; the whole row is read under the lock.
-    run = JobRun.objects.only("job", "parent_id", "status", "lock_scope").get(pk=run_id)
-    if run.is_finished:
-        logger.info(
-            "Run #%s of %s already %s; ignoring a duplicate message.", run.pk, run.job, run.status
+    with run_locked(run_id) as (run, lock):
+        if run.is_finished:
+            logger.info(
+                "Run #%s of %s already %s; ignoring a duplicate message.",
+                run.pk,
+                run.job,
+                run.status,
+            )
+            return JobRun.objects.get(pk=run_id)
+        spec = get_job(run.job)
+        claimed = lock.acquired and run_claim(
+            run_id,
+            now=timezone.now(),
+            worker=heartbeats.worker_name(),
+            message_id=message_id,
+            queued_at=queued_at,
         )
-        return JobRun.objects.get(pk=run_id)
-    spec = get_job(run.job)
-    with job_lock(run_lock_name(run)) as acquired:
+        if claimed:
+            # The common case, in one statement: a queued run whose job has nothing open.
+            return _run_attempt(*claimed, spec.body, final_attempt=final_attempt, lock=lock)
         run = JobRun.objects.get(pk=run_id)
-        if not acquired:
+        if not lock.acquired:
             return _skip_overlapping(run)
         if run.is_finished:
             return run
@@ -113,7 +126,7 @@ def job_run_execute(
         if attempt is None:
             run.refresh_from_db()
             return run
-        return _run_attempt(run, attempt, spec.body, final_attempt=final_attempt)
+        return _run_attempt(run, attempt, spec.body, final_attempt=final_attempt, lock=lock)
 
 
 def _skip_overlapping(run: JobRun) -> JobRun:
@@ -229,11 +242,13 @@ def _start_attempt(
         worker=heartbeats.worker_name(),
         message_id=message_id,
         queued_at=queued_at,
-        wait_ms=None if queued_at is None else max(_elapsed_ms(queued_at, now), 0),
+        wait_ms=None if queued_at is None else max(elapsed_ms(queued_at, now), 0),
     )
 
 
-def _run_attempt(run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bool) -> JobRun:
+def _run_attempt(
+    run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bool, lock: JobLock
+) -> JobRun:
     run_log = RunLog(run, attempt.number)
     context = JobContext(
         run=run, as_of=run.as_of, dry_run=run.dry_run, params=run.params, run_log=run_log
@@ -242,19 +257,19 @@ def _run_attempt(run: JobRun, attempt: JobRunAttempt, body, *, final_attempt: bo
     # Inside a caller's transaction, a savepoint keeps a failed body from aborting it, so the
     # failure can still be recorded; on its own the body commits batch by batch.
     body_scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    save = functools.partial(_save_outcome, run, attempt, run_log=run_log, lock=lock)
     try:
         with body_scope:
             result = body(context)
     except (RunCancelled, RunInterrupted) as exc:
         # Neither is a failure: the run ends cancelled, or goes back to its queue.
-        return _save_outcome(run, attempt, _outcome_of_stop(exc), run_log=run_log)
+        return save(_outcome_of_stop(exc))
     except BaseException as exc:
-        outcome = _outcome_of_error(exc, attempt, final_attempt=final_attempt)
-        _save_outcome(run, attempt, outcome, run_log=run_log)
+        save(_outcome_of_error(exc, attempt, final_attempt=final_attempt))
         raise
     finally:
         heartbeats.attempt_ended()
-    return _save_outcome(run, attempt, _outcome_of_success(context, result), run_log=run_log)
+    return save(_outcome_of_success(context, result))
 
 
 def _outcome_of_success(context: JobContext, result) -> Outcome:
@@ -326,33 +341,63 @@ def _outcome_of_error(
 
 
 def _save_outcome(
-    run: JobRun, attempt: JobRunAttempt, outcome: Outcome, *, run_log: RunLog
+    run: JobRun, attempt: JobRunAttempt, outcome: Outcome, *, run_log: RunLog, lock: JobLock
 ) -> JobRun:
-    """Save the outcome of an attempt, then log, alert and end the parent as it calls for."""
+    """Save the outcome of an attempt, then alert and end the parent as it calls for.
+
+    The outcome is logged first, from the run as it will be saved, so that its lines are kept
+    with the attempt by the one statement that saves the run's outcome and closes the attempt,
+    and that statement also releases the job's lock where it can. A fan-out commits its shards
+    with the parent's change of state.
+    """
     now = timezone.now()
-    # The run's outcome commits first: it is the record that matters, and a worker killed
-    # before it closes the attempt leaves a finished run that a redelivery leaves alone. A
-    # fan-out commits its shards with the parent's change of state.
+    run_fields = dict(outcome.run_fields)
+    if outcome.status in FINISHED_STATUSES:
+        # From the first attempt's start: the duration covers every attempt.
+        run_fields["finished_at"] = now
+        run_fields["duration_ms"] = elapsed_ms(run.started_at, now)
+    run.status = outcome.status
+    for field, value in run_fields.items():
+        setattr(run, field, value)
+    _log_outcome(run, attempt, outcome, run_log=run_log)
+    lines = run_log_lines(run.pk, attempt.number)
     with transaction.atomic() if outcome.fan_out is not None else nullcontext():
-        run_fields = dict(outcome.run_fields)
-        if outcome.status in FINISHED_STATUSES:
-            # From the first attempt's start: the duration covers every attempt.
-            run_fields["finished_at"] = now
-            run_fields["duration_ms"] = _elapsed_ms(run.started_at, now)
-        moved = run_move(run.pk, source={RunStatus.RUNNING}, target=outcome.status, **run_fields)
-        JobRunAttempt.objects.filter(pk=attempt.pk).update(
-            status=outcome.attempt_status, finished_at=now, **outcome.attempt_fields
+        unlock_key = lock.key_to_release()
+        moved = run_finish(
+            run,
+            attempt,
+            status=outcome.status,
+            run_fields=run_fields,
+            attempt_status=outcome.attempt_status,
+            attempt_fields={"finished_at": now, "log": lines or [], **outcome.attempt_fields},
+            unlock_key=unlock_key,
         )
+        lock.released = unlock_key is not None
         if outcome.fan_out is not None:
             job_shards_request(parent=run, shards=outcome.fan_out.shards)
-    if moved:
-        # What the update wrote, without reading the row back.
-        run.status = outcome.status
-        for field, value in run_fields.items():
-            setattr(run, field, value)
-    else:
+    if not moved:
         run.refresh_from_db()
-    # The run's own lines: kept with its attempt as well as logged.
+        logger.warning(
+            "Run #%s of %s was %s already: this attempt's outcome (%s) was not saved.",
+            run.pk,
+            run.job,
+            run.status,
+            outcome.status,
+            extra=run_log.fields,
+        )
+    # After the outcome is saved, and logged with the run's own lines.
+    follow_ups_request(run=run)
+    run_log_save(run.pk, attempt.number, final=True, saved=lines)
+    if run.is_finished:
+        if run.parent_id is not None:
+            fan_out_finish(run.parent_id)
+        elif run.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+            alert_run_failed(run)
+    return run
+
+
+def _log_outcome(run: JobRun, attempt: JobRunAttempt, outcome: Outcome, *, run_log: RunLog):
+    """The run's own lines on its outcome: kept with its attempt as well as logged."""
     fields = {"extra": run_log.fields}
     if outcome.fan_out is not None:
         logger.info(
@@ -379,16 +424,3 @@ def _save_outcome(
         if outcome.status == RunStatus.CANCELLED:
             logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason, **fields)
         run_log.finish(run)
-        # After the outcome is saved, and logged with the run's own lines.
-        follow_ups_request(run=run)
-    run_log_save(run.pk, attempt.number, final=True)
-    if run.is_finished:
-        if run.parent_id is not None:
-            fan_out_finish(run.parent_id)
-        elif run.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
-            alert_run_failed(run)
-    return run
-
-
-def _elapsed_ms(started: datetime, finished: datetime) -> int:
-    return int((finished - started).total_seconds() * 1000)

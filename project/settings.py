@@ -213,7 +213,7 @@ DRAMATIQ_BROKER = {
         "jobs.middleware.WorkerMetrics",
         "jobs.middleware.QueueControls",
         "jobs.middleware.EnqueueTimes",
-        "django_dramatiq.middleware.DbConnectionsMiddleware",
+        "jobs.middleware.DatabaseConnections",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]

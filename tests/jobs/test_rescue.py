@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs.actors import actor_for
 from jobs.heartbeats import WORKER_LOST, worker_is_gone
-from jobs.locks import job_lock_key
+from jobs.locks import LOCK_KEY_SQL
 from jobs.models import AttemptStatus, JobRun, JobRunAttempt, RunStatus, WorkerHeartbeat
 from jobs.rescue import runs_rescue
 from jobs.runner import job_run_execute
@@ -102,7 +102,7 @@ def test_a_run_whose_lock_is_held_by_a_live_executor_is_left_alone(job, broker):
     run = left_running(job)
     holder = connections.create_connection("default")
     with holder.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [job_lock_key(job.name)])
+        cursor.execute(f"SELECT pg_advisory_lock({LOCK_KEY_SQL.format(name='%s')})", [job.name])
     try:
         # when the rescue runs, then it changes nothing
         assert runs_rescue() == {}

@@ -416,8 +416,8 @@ def test_a_redelivery_of_a_run_still_running_elsewhere_is_ignored(register_test_
     release = threading.Event()
 
     def hold_lock() -> None:
-        with job_lock(spec.name) as acquired:
-            assert acquired
+        with job_lock(spec.name) as lock:
+            assert lock.acquired
             held.set()
             release.wait(timeout=30)
 

@@ -37,8 +37,8 @@ def lock_held_elsewhere(job: str) -> Iterator[None]:
 
     def hold() -> None:
         try:
-            with job_lock(job) as acquired:
-                outcome.append(acquired)
+            with job_lock(job) as lock:
+                outcome.append(lock.acquired)
                 held.set()
                 release.wait(timeout=60)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
