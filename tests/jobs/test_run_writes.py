@@ -23,16 +23,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _lock_is_free(job_name: str) -> bool:
-    """Whether another session can take the job's lock (and gives it back at once)."""
+def _other_session() -> psycopg.Connection:
+    """A session of the test database of its own, outside Django."""
     settings = connection.settings_dict
-    with psycopg.connect(
+    return psycopg.connect(
         host=settings["HOST"],
         port=settings["PORT"] or 5432,
         user=settings["USER"],
         dbname=settings["NAME"],
         autocommit=True,
-    ) as other:
+    )
+
+
+def _lock_is_free(job_name: str) -> bool:
+    """Whether another session can take the job's lock (and gives it back at once)."""
+    with _other_session() as other:
         key = other.execute(f"SELECT {LOCK_KEY_SQL.format(name='%s')}", [job_name]).fetchone()[0]
         taken = other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
         if taken:
@@ -162,36 +167,38 @@ def test_an_outcome_not_saved_is_said_and_the_lock_is_still_released(register_te
     assert _lock_is_free(spec.name)
 
 
-def _terminate_own_backend() -> None:
-    """End this thread's database session from another one, as a database restart would."""
-    pid = connection.connection.info.backend_pid
-    settings = connection.settings_dict
-    with psycopg.connect(
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-        autocommit=True,
-    ) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
-    time.sleep(0.1)
-
-
 def _select_one() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         return cursor.fetchone()[0]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_connection_idle_past_freshness_is_checked_and_replaced(settings):
-    settings.DATABASES["default"]["CONN_MAX_AGE"] = 60
+@pytest.fixture
+def kept_connection_lost():
+    """A worker thread's connection, kept after a message, whose session then ended from
+    elsewhere, as a database restart ends it; yields the middleware to start messages with."""
     connection.close()
-    middleware = DatabaseConnections(fresh_seconds=0.0)
-    # given a kept connection after a message, and its session ended meanwhile
-    _select_one()
-    middleware.after_process_message(None, None)
-    _terminate_own_backend()
+    max_age = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = 60
+
+    def lose(middleware: DatabaseConnections) -> DatabaseConnections:
+        _select_one()
+        middleware.after_process_message(None, None)
+        with _other_session() as other:
+            other.execute(
+                "SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid]
+            )
+        time.sleep(0.1)
+        return middleware
+
+    yield lose
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = max_age
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_idle_past_freshness_is_checked_and_replaced(kept_connection_lost):
+    middleware = kept_connection_lost(DatabaseConnections(fresh_seconds=0.0))
 
     # when the next message starts, its first statement works: the check replaced it
     middleware.before_process_message(None, None)
@@ -200,14 +207,8 @@ def test_a_connection_idle_past_freshness_is_checked_and_replaced(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_fresh_connection_is_reused_unchecked(settings):
-    settings.DATABASES["default"]["CONN_MAX_AGE"] = 60
-    connection.close()
-    middleware = DatabaseConnections(fresh_seconds=60.0)
-    # given a kept connection after a message, and its session ended meanwhile
-    _select_one()
-    middleware.after_process_message(None, None)
-    _terminate_own_backend()
+def test_a_fresh_connection_is_reused_unchecked(kept_connection_lost):
+    middleware = kept_connection_lost(DatabaseConnections(fresh_seconds=60.0))
 
     # when the next message starts at once, it uses that connection as it is, without a check
     middleware.before_process_message(None, None)
