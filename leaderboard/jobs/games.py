@@ -22,7 +22,6 @@ from leaderboard.services.standings import (
     boosts_expire_due,
     leaderboard_recompute,
     leaderboard_recompute_preview,
-    leaderboard_users_count,
 )
 
 # A batch of pools logs a line for each of its first POOL_LINES, then how many more.
@@ -61,12 +60,11 @@ class CleanupParams(serializers.Serializer):
 def update_leaderboard(context: JobContext) -> dict:
     log = context.log
     log.info("Starting leaderboard update job...")
-    users = leaderboard_users_count()
     if context.dry_run:
         expiring = boosts_due(as_of=context.as_of).count()
         log.info("Would expire %s leaderboard boosts", f"{expiring:,}")
-        log.info("Would recalculate scores for %s users", f"{users:,}")
         preview = leaderboard_recompute_preview(as_of=context.as_of)
+        log.info("Would recalculate scores for %s users", f"{preview['users_ranked']:,}")
         log.info(
             "Leaderboard recalculation previewed. Would update %s users.",
             f"{preview['users_ranked']:,}",
@@ -77,8 +75,12 @@ def update_leaderboard(context: JobContext) -> dict:
         on_progress=lambda done: context.progress(done=done, total=None, what="boosts expired"),
     )
     log.info("Expired %s leaderboard boosts", f"{expired:,}")
-    log.info("Recalculating scores for %s users", f"{users:,}")
-    summary = leaderboard_recompute(as_of=context.as_of)
+    # The count of users comes from the recompute's own standings: a separate count query
+    # would be another pass over the wallets and accounts.
+    summary = leaderboard_recompute(
+        as_of=context.as_of,
+        on_ranked=lambda users: log.info("Recalculating scores for %s users", f"{users:,}"),
+    )
     log.info(
         "Leaderboard recalculation complete. Updated %s users.", f"{summary['users_ranked']:,}"
     )

@@ -21,6 +21,7 @@ same standings.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
@@ -43,7 +44,10 @@ BOOST_BATCH_SIZE = 10_000
 # The new standings, each row classified against the current entry: `created`, `updated`,
 # `removed` (an entry whose user is no longer active) or NULL (unchanged). The product of
 # multipliers is exp(Σ ln) in double precision rounded to 8 places: exact for the 2-place
-# multipliers a user holds at once.
+# multipliers a user holds at once. Rows are kept in the order of their entries on disk, by
+# the entry's physical address: the update then walks the entries' pages once, in order,
+# instead of in rank order, which at a million users (more entry pages than a small shared
+# buffer pool holds) evicts and rewrites the same pages several times over.
 _NEW_SCORES_SQL = """
 CREATE TEMPORARY TABLE {new} AS
 WITH cycle_stats AS (
@@ -84,7 +88,7 @@ ranked AS (
            ROW_NUMBER() OVER (ORDER BY score DESC, user_id) AS rank
     FROM scored
 )
-SELECT COALESCE(ranked.user_id, entry.user_id) AS user_id,
+SELECT COALESCE(ranked.user_id, entry.user_id) AS user_id, entry.ctid AS entry_ctid,
        ranked.cycles_completed, ranked.avg_days, ranked.score, ranked.rank,
        CASE
            WHEN ranked.user_id IS NULL THEN 'removed'
@@ -95,11 +99,15 @@ SELECT COALESCE(ranked.user_id, entry.user_id) AS user_id,
                THEN 'updated'
        END AS change
 FROM ranked FULL JOIN {entry} AS entry ON entry.user_id = ranked.user_id
+ORDER BY entry.ctid
 """
 
+# Each entry is found by its physical address, which stays put while the recompute holds the
+# table lock: the few removals and the many updates fetch their rows without a pass over the
+# entries.
 _REMOVE_SQL = """
 DELETE FROM {entry} USING {new}
-WHERE {new}.change = 'removed' AND {entry}.user_id = {new}.user_id
+WHERE {new}.change = 'removed' AND {entry}.ctid = {new}.entry_ctid
 """
 
 _UPDATE_SQL = """
@@ -107,7 +115,7 @@ UPDATE {entry}
 SET score = {new}.score, rank = {new}.rank, cycles_completed = {new}.cycles_completed,
     average_completion_days = {new}.avg_days, updated_at = %(now)s
 FROM {new}
-WHERE {new}.change = 'updated' AND {entry}.user_id = {new}.user_id
+WHERE {new}.change = 'updated' AND {entry}.ctid = {new}.entry_ctid
 """
 
 _INSERT_SQL = """
@@ -251,12 +259,33 @@ def _build_new_scores(cursor, *, as_of: datetime) -> int:
         return ranked + _execute(cursor, standings_sqlite.REMOVED_SCORES_SQL)
     # The statement's plan cost crosses the JIT inlining threshold at a million users, and
     # compiling it then takes about a second that the statement, run once a night, never
-    # earns back.
+    # earns back. A parallel plan runs each aggregate over the whole of its table in every
+    # worker (they are the inner side of the joins), so it costs more CPU than it saves.
     cursor.execute("SET LOCAL jit = off")
-    rows = _execute(cursor, _NEW_SCORES_SQL, params)
-    # Temporary tables are never auto-analyzed; the joins below need its statistics.
-    cursor.execute(f"ANALYZE {NEW_SCORES}")
-    return rows
+    cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    # The table is not analyzed: the statements below scan it once each, and without
+    # statistics the planner takes `change = 'removed'` for the few rows it usually is.
+    return _execute(cursor, _NEW_SCORES_SQL, params)
+
+
+def _update_entries(cursor, now_params: dict) -> int:
+    """Write the `updated` rows. On PostgreSQL, in the new standings' order (the entries'
+    order on disk): a hash join, the planner's choice, would write them in its own order; a
+    nested loop fetching each entry by address keeps theirs. The planner settings are put
+    back afterwards, as the caller's transaction may go on."""
+    if connection.vendor != "postgresql":
+        return _execute(cursor, _dialect().update, now_params)
+    cursor.execute(
+        "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'), "
+        "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+    )
+    hashjoin, mergejoin, _, _ = cursor.fetchone()
+    updated = _execute(cursor, _UPDATE_SQL, now_params)
+    cursor.execute(
+        "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
+        [hashjoin, mergejoin],
+    )
+    return updated
 
 
 def _drop_new_scores(cursor) -> None:
@@ -266,11 +295,6 @@ def _drop_new_scores(cursor) -> None:
 def _top_user_ids(cursor) -> list[int]:
     _execute(cursor, _TOP_SQL, {"top": TOP_SAMPLE})
     return [row[0] for row in cursor.fetchall()]
-
-
-def leaderboard_users_count() -> int:
-    """How many users the recompute ranks: the active accounts with a wallet."""
-    return Wallet.objects.filter(user__is_active=True).count()
 
 
 def leaderboard_recompute_preview(*, as_of: datetime) -> dict:
@@ -291,11 +315,14 @@ def leaderboard_recompute_preview(*, as_of: datetime) -> dict:
 
 
 @transaction.atomic
-def leaderboard_recompute(*, as_of: datetime) -> dict:
+def leaderboard_recompute(
+    *, as_of: datetime, on_ranked: Callable[[int], None] | None = None
+) -> dict:
     """Rebuild every active user's score and rank as of `as_of` in one transaction.
 
     Entries of users who are no longer active (or lost their wallet) are removed; unchanged
-    entries are not rewritten. Featured flags are left alone.
+    entries are not rewritten. Featured flags are left alone. `on_ranked` is told how many
+    users are ranked once the new standings are computed, before any score is written.
     """
     entries_table_lock()
     now_params = {"now": connection.ops.adapt_datetimefield_value(timezone.now())}
@@ -303,7 +330,9 @@ def leaderboard_recompute(*, as_of: datetime) -> dict:
     with connection.cursor() as cursor:
         rows = _build_new_scores(cursor, as_of=as_of)
         removed = _execute(cursor, dialect.remove)
-        updated = _execute(cursor, dialect.update, now_params)
+        if on_ranked:
+            on_ranked(rows - removed)
+        updated = _update_entries(cursor, now_params)
         created = _execute(cursor, _INSERT_SQL, now_params)
         top = _top_user_ids(cursor)
         _drop_new_scores(cursor)
