@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import dramatiq
+import psycopg
 import pytest
 from django.db import connection
 from django.db.models import Count
@@ -34,6 +35,7 @@ from jobs.models import (
     JobRunAttempt,
     RunStatus,
     Schedule,
+    Trigger,
 )
 from jobs.registry import all_jobs
 from jobs.schedules import schedule_update
@@ -46,6 +48,7 @@ from tests.faults.harness import StewardProcess, backends, blocked_by, rows_lock
 from tests.faults.profile import current_profile
 from tests.faults.verdict import conclude
 from tests.faults.workload import Workload
+from tests.workers import test_database_url
 
 
 def every_minute(*jobs: str) -> None:
@@ -63,8 +66,28 @@ pytestmark = [
 ]
 
 LOCK_WALLETS = "SELECT id FROM ledger_wallet WHERE id = ANY(%s) FOR UPDATE"
-LOCK_ATTEMPTS = "SELECT id FROM jobs_jobrunattempt WHERE run_id = %s FOR UPDATE"
 MINUTE = timedelta(minutes=1)
+
+
+@contextmanager
+def follow_up_in_flight(run: JobRun, job: str) -> Iterator[None]:
+    """The run's follow-up of `job`, inserted and not committed by a connection of our own
+    until the block ends: once the run's outcome has committed, the worker's own request of
+    that follow-up waits for it (one follow-up per job and run)."""
+    override = {"job": "%s", "trigger": "%s", "status": "%s", "follow_up_of_id": "id"}
+    values = {"job": job, "trigger": Trigger.FOLLOW_UP, "status": RunStatus.QUEUED}
+    columns = [field.column for field in JobRun._meta.concrete_fields if field.column != "id"]
+    with psycopg.connect(test_database_url(), autocommit=False) as blocker:
+        blocker.execute(
+            f"INSERT INTO jobs_jobrun ({', '.join(columns)}) "
+            f"SELECT {', '.join(override.get(column, column) for column in columns)} "
+            "FROM jobs_jobrun WHERE id = %s",
+            [*(values[column] for column in columns if column in values), run.pk],
+        )
+        try:
+            yield
+        finally:
+            blocker.rollback()
 
 
 def released_by(run: JobRun) -> int:
@@ -143,16 +166,17 @@ def test_1_sigkill_inside_a_batch_and_after_commit_before_the_ack(fleet):
             AttemptStatus.SUCCEEDED,
         ]
 
-        # given a run in progress whose attempt row we lock
+        # given a run in progress whose follow-up's row is being inserted elsewhere
         workload.backlog(1_000)
         run = enqueue_release("SIGKILL after commit, before the ack")
         wait_for(lambda r=run: r.attempts.exists(), timeout=30, message="the run to start")
-        with rows_locked(LOCK_ATTEMPTS, [run.pk]):
-            # when the run's outcome has committed and the worker waits to close its attempt
+        with follow_up_in_flight(run, "check_milestones"):
+            # when the run's outcome has committed and the worker waits to request its
+            # follow-up, before its message is acknowledged
             wait_for(
                 lambda r=run, w=worker: (
                     JobRun.objects.get(pk=r.pk).status == RunStatus.SUCCEEDED
-                    and blocked_on_lock(w, table="jobs_jobrunattempt")
+                    and blocked_on_lock(w, table="jobs_jobrun")
                 ),
                 timeout=300,
                 message="the run to commit its outcome",
