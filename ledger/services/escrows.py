@@ -21,7 +21,13 @@ from ledger.services.transfers import (
     transfers_book,
     wallet_account,
 )
-from ledger.statuses import CYCLE_TRANSITIONS, ESCROW_TRANSITIONS, CycleStatus, EscrowStatus
+from ledger.statuses import (
+    CYCLE_TRANSITIONS,
+    ESCROW_TRANSITIONS,
+    CycleStatus,
+    EscrowStatus,
+    NotificationStatus,
+)
 
 logger = logging.getLogger("steward.ledger")
 
@@ -230,13 +236,17 @@ def _release_rows_singly(
     return counts, references
 
 
-# On PostgreSQL one statement claims a batch (SKIP LOCKED, primary-key order), flips it and
-# returns what the bookings need: a single pass over the rows instead of a locking pass and
-# then an update.
-_CLAIM_AND_RELEASE_POSTGRES = """
+# On PostgreSQL one statement writes a whole batch but its transfers: it claims the batch (SKIP
+# LOCKED, primary-key order), flips it, obligates its cycles and queues its outbox rows, built
+# by the server from the claimed rows, and returns what the bookings need. One pass over the
+# rows and no outbox rows to encode and decode, instead of four statements. The outbox rows
+# are what `notifications_queue` writes (ON CONFLICT DO NOTHING: a dedupe key present is left),
+# donor then recipient for each escrow in primary-key order.
+_RELEASE_BATCH_POSTGRES = """
 WITH claimed AS (
-    SELECT escrow.id, escrow.donor_id, escrow.recipient_id, escrow.amount, escrow.donation_id,
-           donor.user_id, recipient.user_id, donation.reference
+    SELECT escrow.ctid AS row_id, escrow.id, escrow.donor_id, escrow.recipient_id,
+           escrow.amount, escrow.donation_id, donor.user_id AS donor_user,
+           recipient.user_id AS recipient_user, donation.reference
     FROM ledger_escrow AS escrow
     JOIN ledger_wallet AS donor ON donor.id = escrow.donor_id
     JOIN ledger_wallet AS recipient ON recipient.id = escrow.recipient_id
@@ -246,16 +256,45 @@ WITH claimed AS (
     ORDER BY escrow.id LIMIT %(limit)s
     FOR UPDATE OF escrow SKIP LOCKED
 ), released AS (
+    -- By the locked rows' ctids, which cannot move while this transaction holds the rows:
+    -- direct fetches instead of a second primary-key lookup per row.
     UPDATE ledger_escrow
     SET status = %(released)s, released_at = %(now)s, released_by_run_id = %(run)s
-    WHERE id = ANY(ARRAY(SELECT id FROM claimed)) AND status = %(holding)s
+    WHERE ctid = ANY(ARRAY(SELECT row_id FROM claimed)) AND status = %(holding)s
     RETURNING id
+), batch AS (
+    SELECT claimed.* FROM claimed JOIN released USING (id)
+), obligated AS (
+    UPDATE ledger_donationcycle
+    SET status = %(obligated)s, obligated_at = %(now)s, due_at = %(due_at)s
+    WHERE donation_id = ANY(ARRAY(SELECT donation_id FROM batch)) AND status = %(pending)s
+    RETURNING 1
+), queued AS (
+    INSERT INTO ledger_notification
+        (user_id, channel, kind, payload, dedupe_key, status, attempts, last_error, created_at)
+    SELECT CASE WHEN side.donor THEN batch.donor_user ELSE batch.recipient_user END,
+           %(channel)s,
+           CASE WHEN side.donor THEN %(donor_kind)s ELSE %(recipient_kind)s END,
+           jsonb_build_object('escrow_id', batch.id, 'transaction', batch.reference,
+                              'amount', batch.amount)
+               || CASE WHEN side.donor THEN jsonb_build_object('coins', %(coins)s::bigint)
+                       ELSE '{{}}'::jsonb END,
+           CASE WHEN side.donor THEN %(donor_key)s ELSE %(recipient_key)s END || batch.id,
+           %(queued)s, 0, '', %(now)s
+    FROM batch CROSS JOIN (VALUES (true), (false)) AS side(donor)
+    ORDER BY batch.id, side.donor DESC
+    ON CONFLICT DO NOTHING
 )
-SELECT claimed.* FROM claimed JOIN released USING (id) ORDER BY claimed.id
+SELECT batch.id, batch.donor_id, batch.recipient_id, batch.amount, batch.reference,
+       (SELECT COUNT(*) FROM obligated)
+FROM batch ORDER BY batch.id
 """
 
+DONOR_NOTIFICATION = "escrow_released_donor"
+RECIPIENT_NOTIFICATION = "escrow_released_recipient"
 
-def _claim_and_release(
+
+def _release_claimed_postgres(
     *,
     as_of: datetime,
     job_run,
@@ -264,33 +303,57 @@ def _claim_and_release(
     escrow_ids: Collection[int] | None,
     skip: Collection[int],
     now: datetime,
-) -> list[tuple]:
-    """Claim up to `batch_size` due escrows, mark them released, return their rows as
-    (pk, donor_id, recipient_id, amount, donation_id, donor user, recipient user, reference)."""
-    if connection.vendor == "postgresql":
-        # The statement below moves HOLDING rows to RELEASED.
-        ESCROW_TRANSITIONS.check(source={EscrowStatus.HOLDING}, target=EscrowStatus.RELEASED)
-        params = {
-            "holding": EscrowStatus.HOLDING.value,
-            "released": EscrowStatus.RELEASED.value,
-            "as_of": as_of,
-            "skip": sorted(skip),
-            "limit": batch_size,
-            "now": now,
-            "run": job_run.pk if job_run is not None else None,
-        }
-        scope = ""
-        if pk_range is not None:
-            params["start"], params["end"] = pk_range
-            scope = "AND escrow.id >= %(start)s" + (
-                " AND escrow.id < %(end)s" if pk_range[1] is not None else ""
-            )
-        if escrow_ids is not None:
-            params["targets"] = sorted(escrow_ids)
-            scope += " AND escrow.id = ANY(%(targets)s)"
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_AND_RELEASE_POSTGRES.format(scope=scope), params)
-            return cursor.fetchall()
+) -> tuple[list[tuple], int]:
+    """Claim, release, obligate and notify up to `batch_size` due escrows in one statement:
+    their rows as (pk, donor_id, recipient_id, amount, reference), and the cycles obligated."""
+    ESCROW_TRANSITIONS.check(source={EscrowStatus.HOLDING}, target=EscrowStatus.RELEASED)
+    CYCLE_TRANSITIONS.check(source={CycleStatus.PENDING}, target=CycleStatus.OBLIGATED)
+    params = {
+        "holding": EscrowStatus.HOLDING.value,
+        "released": EscrowStatus.RELEASED.value,
+        "pending": CycleStatus.PENDING.value,
+        "obligated": CycleStatus.OBLIGATED.value,
+        "queued": NotificationStatus.PENDING.value,
+        "as_of": as_of,
+        "due_at": as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
+        "skip": sorted(skip),
+        "limit": batch_size,
+        "now": now,
+        "run": job_run.pk if job_run is not None else None,
+        "channel": Channel.PUSH.value,
+        "donor_kind": DONOR_NOTIFICATION,
+        "recipient_kind": RECIPIENT_NOTIFICATION,
+        "donor_key": "escrow-released-donor:",
+        "recipient_key": "escrow-released-recipient:",
+        "coins": settings.DONOR_RELEASE_COINS,
+    }
+    scope = ""
+    if pk_range is not None:
+        params["start"], params["end"] = pk_range
+        scope = "AND escrow.id >= %(start)s" + (
+            " AND escrow.id < %(end)s" if pk_range[1] is not None else ""
+        )
+    if escrow_ids is not None:
+        params["targets"] = sorted(escrow_ids)
+        scope += " AND escrow.id = ANY(%(targets)s)"
+    with connection.cursor() as cursor:
+        cursor.execute(_RELEASE_BATCH_POSTGRES.format(scope=scope), params)
+        rows = cursor.fetchall()
+    cycles = rows[0][5] if rows else 0
+    return [row[:5] for row in rows], cycles
+
+
+def _release_claimed_orm(
+    *,
+    as_of: datetime,
+    job_run,
+    batch_size: int,
+    pk_range: PkRange | None,
+    escrow_ids: Collection[int] | None,
+    skip: Collection[int],
+    now: datetime,
+) -> tuple[list[tuple], int]:
+    """What `_release_claimed_postgres` does, statement by statement through the ORM."""
     claimed = list(
         escrows_due(as_of=as_of, pk_range=pk_range, escrow_ids=escrow_ids)
         .exclude(pk__in=skip)
@@ -301,12 +364,14 @@ def _claim_and_release(
             "donor_id",
             "recipient_id",
             "amount",
+            "donation__reference",
             "donation_id",
             "donor__user_id",
             "recipient__user_id",
-            "donation__reference",
         )[:batch_size]
     )
+    if not claimed:
+        return [], 0
     ids = [row[0] for row in claimed]
     updated = ESCROW_TRANSITIONS.update(
         Escrow.objects.filter(hold_until__lte=as_of, pk__in=ids),
@@ -317,7 +382,37 @@ def _claim_and_release(
     )
     if updated != len(ids):
         raise RuntimeError(f"claimed {len(ids)} escrows but released {updated}")
-    return claimed
+    cycles = CYCLE_TRANSITIONS.update(
+        DonationCycle.objects.filter(donation_id__any=[row[5] for row in claimed]),
+        source={CycleStatus.PENDING},
+        target=CycleStatus.OBLIGATED,
+        obligated_at=now,
+        due_at=as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
+    )
+    coins = settings.DONOR_RELEASE_COINS
+    drafts: list[NotificationDraft] = []
+    for pk, _donor, _recipient, amount, ref, _donation, donor_user, recipient_user in claimed:
+        payload = {"escrow_id": pk, "transaction": ref, "amount": amount}
+        drafts.append(
+            NotificationDraft(
+                donor_user,
+                Channel.PUSH,
+                DONOR_NOTIFICATION,
+                f"escrow-released-donor:{pk}",
+                {**payload, "coins": coins},
+            )
+        )
+        drafts.append(
+            NotificationDraft(
+                recipient_user,
+                Channel.PUSH,
+                RECIPIENT_NOTIFICATION,
+                f"escrow-released-recipient:{pk}",
+                payload,
+            )
+        )
+    notifications_queue(drafts=drafts)
+    return [row[:5] for row in claimed], cycles
 
 
 def _release_batch(
@@ -331,33 +426,23 @@ def _release_batch(
 ) -> tuple[Counter, dict[int, str]] | None:
     """Release one claimed batch: its counts and each released escrow's transaction
     reference, in primary-key order."""
-    now = timezone.now()
-    claimed = _claim_and_release(
+    release_claimed = (
+        _release_claimed_postgres if connection.vendor == "postgresql" else _release_claimed_orm
+    )
+    claimed, cycles = release_claimed(
         as_of=as_of,
         job_run=job_run,
         batch_size=batch_size,
         pk_range=pk_range,
         escrow_ids=escrow_ids,
         skip=skip,
-        now=now,
+        now=timezone.now(),
     )
     if not claimed:
         return None
-    references = {row[0]: row[7] for row in claimed}
-
     coins = settings.DONOR_RELEASE_COINS
     lines: list[TransferLine] = []
-    drafts: list[NotificationDraft] = []
-    for (
-        pk,
-        donor_id,
-        recipient_id,
-        amount,
-        _donation_id,
-        donor_user,
-        recipient_user,
-        ref,
-    ) in claimed:
+    for pk, donor_id, recipient_id, amount, _reference in claimed:
         lines.append(
             TransferLine(
                 reference=f"escrow-release:{pk}",
@@ -383,33 +468,6 @@ def _release_batch(
                     subject_id=pk,
                 )
             )
-        payload = {"escrow_id": pk, "transaction": ref, "amount": amount}
-        drafts.append(
-            NotificationDraft(
-                donor_user,
-                Channel.PUSH,
-                "escrow_released_donor",
-                f"escrow-released-donor:{pk}",
-                {**payload, "coins": coins},
-            )
-        )
-        drafts.append(
-            NotificationDraft(
-                recipient_user,
-                Channel.PUSH,
-                "escrow_released_recipient",
-                f"escrow-released-recipient:{pk}",
-                payload,
-            )
-        )
-    cycles = CYCLE_TRANSITIONS.update(
-        DonationCycle.objects.filter(donation_id__any=[row[4] for row in claimed]),
-        source={CycleStatus.PENDING},
-        target=CycleStatus.OBLIGATED,
-        obligated_at=now,
-        due_at=as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
-    )
-    queued = notifications_queue(drafts=drafts)
     # Last: it locks the wallets and the coin-issuance account that every concurrent batch
     # shares, which are then held only until this batch commits.
     transfers_book(lines=lines, job_run=job_run)
@@ -418,6 +476,7 @@ def _release_batch(
         amount_released=sum(row[3] for row in claimed),
         coins_awarded=coins * len(claimed),
         cycles_obligated=cycles,
-        notifications_queued=queued,
+        # Two outbox rows per escrow, as `notifications_queue` counts them.
+        notifications_queued=2 * len(claimed),
     )
-    return counts, references
+    return counts, {row[0]: row[4] for row in claimed}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import uuid
 from collections import defaultdict
@@ -37,6 +38,21 @@ def wallet_account(wallet_id: int, bucket: str) -> str:
 def transfer_id(reference: str) -> uuid.UUID:
     """Deterministic id of a business event, so booking it twice violates the primary key."""
     return uuid.uuid5(TRANSFER_NAMESPACE, reference)
+
+
+_TRANSFER_ID_HASH = hashlib.sha1(TRANSFER_NAMESPACE.bytes, usedforsecurity=False)
+# The version (5) and variant (RFC 4122) bits that uuid5 sets in the hash's first 16 bytes.
+_UUID5_KEEP = ~(0xF000 << 64) & ~(0xC000 << 48)
+_UUID5_SET = (0x5000 << 64) | (0x8000 << 48)
+
+
+def _transfer_id_hex(reference: str) -> str:
+    """`transfer_id(reference)` as 32 hex digits, computed without building a UUID object:
+    a third of the cost, for the thousands of rows of a batch."""
+    digest = _TRANSFER_ID_HASH.copy()
+    digest.update(reference.encode())
+    value = int.from_bytes(digest.digest()[:16], "big") & _UUID5_KEEP | _UUID5_SET
+    return f"{value:032x}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +149,8 @@ def _insert_transfers(lines: Sequence[TransferLine], job_run) -> None:
 
     On PostgreSQL the rows go through COPY (a plain insert: no ON CONFLICT, so a duplicate
     still fails the batch), which costs a fraction of building and binding model instances.
+    Its values are strings and integers, which psycopg writes without a Python-level dumper:
+    the id as hex digits, the one timestamp formatted once.
     """
     if connection.vendor != "postgresql":
         Transfer.objects.bulk_create(
@@ -155,7 +173,7 @@ def _insert_transfers(lines: Sequence[TransferLine], job_run) -> None:
         )
         return
     job_run_id = job_run.pk if job_run is not None else None
-    now = timezone.now()
+    now = timezone.now().isoformat()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_current_xact_id()::text::bigint")
         (xact,) = cursor.fetchone()
@@ -170,7 +188,7 @@ def _insert_transfers(lines: Sequence[TransferLine], job_run) -> None:
         for line in lines:
             copy.write_row(
                 (
-                    transfer_id(line.reference),
+                    _transfer_id_hex(line.reference),
                     line.reference,
                     line.kind,
                     line.asset,
