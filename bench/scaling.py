@@ -53,10 +53,16 @@ def batch_lock_profile(
     """Release the first `escrows` escrows of a fresh copy in this process, one batch after
     another, timing every statement: how much of a batch's time it holds its row locks (from
     locking its wallets until its commit). Batches that share a wallet, or the coin issuance
-    account, cannot overlap that part, so 1 / share bounds what concurrent workers can gain."""
+    account, cannot overlap that part, so 1 / share bounds what concurrent workers can gain.
+
+    The CPU the batches take, in this process and in its PostgreSQL backend, says how many
+    cores each concurrent worker keeps busy: with the lock bound, how many cores it would take
+    to reach that bound."""
+    import resource
+
     from django.db import connection
 
-    from bench.release_escrows import AS_OF
+    from bench.release_escrows import AS_OF, backend_cpu_seconds
     from ledger.services.escrows import escrows_release_due
 
     harness.database_create(database_url, database, template=template)
@@ -79,6 +85,15 @@ def batch_lock_profile(
         events.append((started, time.perf_counter(), "COMMIT"))
 
     connection._commit = commit
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend_pid = cursor.fetchone()[0]
+
+    def worker_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    worker_before, backend_before = worker_cpu(), backend_cpu_seconds(backend_pid)
     try:
         with connection.execute_wrapper(timed):
             summary = escrows_release_due(
@@ -86,6 +101,9 @@ def batch_lock_profile(
             )
     finally:
         del connection._commit  # back to the class's method
+    worker_cpu_seconds = worker_cpu() - worker_before
+    backend_after = backend_cpu_seconds(backend_pid)
+    backend_cpu = backend_after - backend_before if backend_before is not None else None
     harness.django_release_database()
 
     batches, current = [], []
@@ -102,24 +120,43 @@ def batch_lock_profile(
         lock_start = lock[0] if lock else end
         totals.append(end - batch[0][0])
         locked.append(end - lock_start)
+        outside = {"locked  ": end - lock_start, "unlocked ": lock_start - batch[0][0]}
         for started, finished, sql in batch:
-            key = ("locked  " if started >= lock_start else "unlocked ") + sql[:60]
-            statements[key] = statements.get(key, 0.0) + (finished - started)
+            part = "locked  " if started >= lock_start else "unlocked "
+            statements[part + sql[:60]] = statements.get(part + sql[:60], 0.0) + (
+                finished - started
+            )
+            outside[part] -= finished - started
+        # Between statements: Python, and the transfer COPY (not a statement of its own).
+        for part, seconds in outside.items():
+            key = part + "(outside statements: Python, COPY)"
+            statements[key] = statements.get(key, 0.0) + seconds
     if not batches:
         return {}
     share = sum(locked) / sum(totals)
-    slowest = sorted(statements.items(), key=lambda item: -item[1])[:8]
+    slowest = sorted(statements.items(), key=lambda item: -item[1])[:10]
+    batch_seconds = sum(totals) / len(batches)
+    # Every batch (the last, empty one included) spends this much CPU, here and in PostgreSQL.
+    cpu_per_batch = (worker_cpu_seconds + (backend_cpu or 0.0)) / (len(batches) + 1)
+    cores_per_worker = cpu_per_batch / batch_seconds
     return {
         "escrows": summary["escrows_released"],
         "batches": len(batches),
-        "batch_ms_mean": round(sum(totals) / len(batches) * 1000, 1),
+        "batch_ms_mean": round(batch_seconds * 1000, 1),
         "locked_ms_mean": round(sum(locked) / len(batches) * 1000, 1),
         "locked_share": round(share, 3),
         "max_speedup_bound": round(1 / share, 2) if share else None,
+        "worker_cpu_ms_per_batch": round(worker_cpu_seconds / (len(batches) + 1) * 1000, 1),
+        "postgres_cpu_ms_per_batch": (
+            round(backend_cpu / (len(batches) + 1) * 1000, 1) if backend_cpu is not None else None
+        ),
+        # A batch's CPU over its wall time: the cores one worker thread keeps busy.
+        "cores_per_worker": round(cores_per_worker, 2),
+        "cores_at_lock_bound": round(cores_per_worker / share, 1) if share else None,
         "statement_ms_per_batch": {
             key: round(seconds / len(batches) * 1000, 1) for key, seconds in slowest
         },
-        "note": "the transfer COPY is inside the locked part but not a statement of its own",
+        "note": "the transfer COPY comes before the wallet locks: it is in the unlocked part",
     }
 
 
@@ -228,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{profile['batch_ms_mean']} ms and holds its wallet locks for "
                     f"{profile['locked_ms_mean']} ms of it ({profile['locked_share']:.0%}): "
                     f"concurrent batches can gain at most {profile['max_speedup_bound']}x over "
-                    "one at a time",
+                    f"one at a time; a batch keeps {profile['cores_per_worker']} cores busy "
+                    f"(worker and PostgreSQL), so that bound needs "
+                    f"{profile['cores_at_lock_bound']} cores",
                     flush=True,
                 )
         for round_number in range(1, args.repeat + 1):
