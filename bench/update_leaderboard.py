@@ -66,9 +66,8 @@ TABLES = [
     *harness.LEDGER_TABLES,
 ]
 
-# The same formula as the job, in one statement: what the job is measured against.
-BASELINE_SQL = """
-CREATE TABLE bench_baseline AS
+# The job's formula: each user's fulfilled cycles and the boosts running as of the run.
+STATS_SQL = """
 WITH cycle_stats AS (
     SELECT wallet_id, COUNT(*) AS completed,
            ROUND(AVG(EXTRACT(EPOCH FROM fulfilled_at - obligated_at)) / 86400, 2) AS avg_days
@@ -85,7 +84,15 @@ boost_stats AS (
     WHERE status = 'active' AND starts_at <= %(as_of)s AND expires_at > %(as_of)s
     GROUP BY user_id
 ),
-scored AS (
+"""
+
+# The same formula as the job, in one statement: what the job is measured against.
+BASELINE_SQL = (
+    """
+CREATE TABLE bench_baseline AS
+"""
+    + STATS_SQL
+    + """scored AS (
     SELECT w.user_id,
            ROUND((100 * COALESCE(c.completed, 0)
                   + 10 * GREATEST(0, 30 - COALESCE(c.avg_days, 30)))
@@ -97,29 +104,17 @@ scored AS (
 )
 SELECT user_id, score, rank() OVER (ORDER BY score DESC, user_id) AS rank FROM scored
 """
+)
 
 
 # (d): the job's columns by the same formula, kept only for the entries that change, in the
 # entries' order on disk (the job's order, so the update dirties each page once).
-FLOOR_BUILD_SQL = """
+FLOOR_BUILD_SQL = (
+    """
 CREATE TEMP TABLE bench_floor ON COMMIT DROP AS
-WITH cycle_stats AS (
-    SELECT wallet_id, COUNT(*) AS completed,
-           ROUND(AVG(EXTRACT(EPOCH FROM fulfilled_at - obligated_at)) / 86400, 2) AS avg_days
-    FROM ledger_donationcycle
-    WHERE status = 'fulfilled' AND fulfilled_at <= %(as_of)s
-    GROUP BY wallet_id
-),
-boost_stats AS (
-    SELECT user_id,
-           ROUND(EXP(SUM(LN(value::float8)) FILTER (WHERE kind = 'multiplier'))::numeric, 8)
-               AS multiplier,
-           SUM(value) FILTER (WHERE kind = 'points') AS points
-    FROM leaderboard_boost
-    WHERE status = 'active' AND starts_at <= %(as_of)s AND expires_at > %(as_of)s
-    GROUP BY user_id
-),
-scored AS (
+"""
+    + STATS_SQL
+    + """scored AS (
     SELECT w.user_id, COALESCE(c.completed, 0) AS cycles_completed, c.avg_days,
            ROUND((100 * COALESCE(c.completed, 0)
                   + 10 * GREATEST(0, 30 - COALESCE(c.avg_days, 30)))
@@ -138,6 +133,7 @@ WHERE (e.score, e.rank, e.cycles_completed, e.average_completion_days)
       IS DISTINCT FROM (r.score, r.rank, r.cycles_completed, r.avg_days)
 ORDER BY e.ctid
 """
+)
 
 FLOOR_UPDATE_SQL = """
 UPDATE leaderboard_leaderboardentry AS e
