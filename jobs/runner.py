@@ -1,7 +1,7 @@
 """Executing a run: claim it, hold its job's lock, run one attempt, decide and save the outcome.
 
-The outcome of an attempt is decided in one place (`_outcome_of_success`, `_outcome_of_error`)
-and saved in one place (`_save_outcome`); a fanned-out run is ended by `fan_out_finish` once
+The outcome of an attempt is decided in one place (`jobs.outcomes`) and saved in one place
+(`_save_outcome`); a fanned-out run is ended by `fan_out_finish` once
 its last shard has ended; either then requests the run's follow-ups (`jobs.follow_ups`). Safe
 under duplicate delivery: a finished run is left alone, a run in progress elsewhere is left
 alone, and a queued run that finds another run of its job in progress ends `skipped`.
@@ -9,11 +9,9 @@ alone, and a queued run that finds another run of its job in progress ends `skip
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
-import traceback
 from contextlib import nullcontext
 from datetime import datetime
 
@@ -25,18 +23,24 @@ from jobs import heartbeats
 from jobs.alerts import alert_run_failed
 from jobs.cancellation import run_cancelled
 from jobs.context import JobContext
-from jobs.exceptions import PERMANENT_ERRORS, RunCancelled, RunInterrupted
-from jobs.fanout import FanOut, fan_out_finish, fan_out_unfinished
+from jobs.exceptions import RunCancelled, RunInterrupted
+from jobs.fanout import fan_out_finish, fan_out_unfinished
 from jobs.follow_ups import follow_ups_request
 from jobs.heartbeats import WORKER_LOST
 from jobs.locks import JobLock, run_locked
 from jobs.models import (
     FINISHED_STATUSES,
-    AttemptStatus,
     JobRun,
     JobRunAttempt,
     RunStatus,
     run_move,
+)
+from jobs.outcomes import (
+    Outcome,
+    outcome_log,
+    outcome_of_error,
+    outcome_of_stop,
+    outcome_of_success,
 )
 from jobs.registry import get_job
 from jobs.rescue import fan_out_repair
@@ -48,17 +52,6 @@ logger = logging.getLogger("steward.jobs")
 
 # How long a queued run waits for the holder of its job's lock to show itself before skipping.
 HOLDER_WAIT_SECONDS = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """What one attempt came to: the run's next status and what is saved with it."""
-
-    status: str
-    attempt_status: str
-    run_fields: dict
-    attempt_fields: dict = dataclasses.field(default_factory=dict)
-    fan_out: FanOut | None = None
 
 
 def job_run_execute(
@@ -263,81 +256,13 @@ def _run_attempt(
             result = body(context)
     except (RunCancelled, RunInterrupted) as exc:
         # Neither is a failure: the run ends cancelled, or goes back to its queue.
-        return save(_outcome_of_stop(exc))
+        return save(outcome_of_stop(exc))
     except BaseException as exc:
-        save(_outcome_of_error(exc, attempt, final_attempt=final_attempt))
+        save(outcome_of_error(exc, attempt, final_attempt=final_attempt))
         raise
     finally:
         heartbeats.attempt_ended()
-    return save(_outcome_of_success(context, result))
-
-
-def _outcome_of_success(context: JobContext, result) -> Outcome:
-    if isinstance(result, FanOut):
-        count = len(result.shards)
-        return Outcome(
-            status=RunStatus.WAITING,
-            attempt_status=AttemptStatus.SUCCEEDED,
-            run_fields={
-                "summary": {**result.summary, "shards": count},
-                "status_reason": f"waiting for {count} shards",
-            },
-            fan_out=result,
-        )
-    return Outcome(
-        status=RunStatus.PARTIAL if context.partial_reasons else RunStatus.SUCCEEDED,
-        attempt_status=AttemptStatus.SUCCEEDED,
-        run_fields={
-            "summary": result,
-            "status_reason": "; ".join(context.partial_reasons),
-        },
-    )
-
-
-def _outcome_of_stop(exc: RunCancelled | RunInterrupted) -> Outcome:
-    if isinstance(exc, RunCancelled):
-        return Outcome(
-            status=RunStatus.CANCELLED,
-            attempt_status=AttemptStatus.CANCELLED,
-            run_fields={
-                "status_reason": str(exc),
-                "summary": {f"{exc.what or 'items'}_done": exc.done} if exc.what else {},
-            },
-            attempt_fields={"error": str(exc)},
-        )
-    return Outcome(
-        status=RunStatus.QUEUED,
-        attempt_status=AttemptStatus.ABANDONED,
-        run_fields={"status_reason": f"handed back: {exc}"},
-        attempt_fields={"error": str(exc)},
-    )
-
-
-def _outcome_of_error(
-    exc: BaseException, attempt: JobRunAttempt, *, final_attempt: bool
-) -> Outcome:
-    error = f"{type(exc).__name__}: {exc}"
-    trace = traceback.format_exc()
-    failure = {"error": error, "traceback": trace}
-    if isinstance(exc, PERMANENT_ERRORS):
-        reason = f"failed on attempt {attempt.number}, not retried: no retry can fix {error}"
-    elif final_attempt:
-        reason = f"failed after {attempt.number} attempt(s): {error}"
-    else:
-        reason = ""
-    if reason:
-        return Outcome(
-            status=RunStatus.FAILED,
-            attempt_status=AttemptStatus.FAILED,
-            run_fields={**failure, "status_reason": reason},
-            attempt_fields=failure,
-        )
-    return Outcome(
-        status=RunStatus.QUEUED,
-        attempt_status=AttemptStatus.FAILED,
-        run_fields={**failure, "status_reason": f"attempt {attempt.number} failed; retrying"},
-        attempt_fields=failure,
-    )
+    return save(outcome_of_success(context, result))
 
 
 def _save_outcome(
@@ -359,7 +284,7 @@ def _save_outcome(
     run.status = outcome.status
     for field, value in run_fields.items():
         setattr(run, field, value)
-    _log_outcome(run, attempt, outcome, run_log=run_log)
+    outcome_log(run, attempt, outcome, run_log=run_log)
     lines = run_log_lines(run.pk, attempt.number)
     with transaction.atomic() if outcome.fan_out is not None else nullcontext():
         unlock_key = lock.key_to_release()
@@ -394,33 +319,3 @@ def _save_outcome(
         elif run.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
             alert_run_failed(run)
     return run
-
-
-def _log_outcome(run: JobRun, attempt: JobRunAttempt, outcome: Outcome, *, run_log: RunLog):
-    """The run's own lines on its outcome: kept with its attempt as well as logged."""
-    fields = {"extra": run_log.fields}
-    if outcome.fan_out is not None:
-        logger.info(
-            "Run #%s of %s handed its work to %s shard runs.",
-            run.pk,
-            run.job,
-            len(outcome.fan_out.shards),
-            **fields,
-        )
-    elif outcome.attempt_status == AttemptStatus.ABANDONED:
-        logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason, **fields)
-    elif outcome.status == RunStatus.QUEUED:
-        logger.warning(
-            "Attempt %s of %s run #%s failed (%s); it will be retried.",
-            attempt.number,
-            run.job,
-            run.pk,
-            run.error,
-            **fields,
-        )
-    elif outcome.status == RunStatus.FAILED:
-        logger.error("Job failed: %s run #%s %s", run.job, run.pk, run.status_reason, **fields)
-    else:
-        if outcome.status == RunStatus.CANCELLED:
-            logger.warning("Run #%s of %s %s.", run.pk, run.job, run.status_reason, **fields)
-        run_log.finish(run)
