@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Collection
@@ -294,17 +295,21 @@ DONOR_NOTIFICATION = "escrow_released_donor"
 RECIPIENT_NOTIFICATION = "escrow_released_recipient"
 
 
-def _release_claimed_postgres(
-    *,
-    as_of: datetime,
-    job_run,
-    batch_size: int,
-    pk_range: PkRange | None,
-    escrow_ids: Collection[int] | None,
-    skip: Collection[int],
-    now: datetime,
-) -> tuple[list[tuple], int]:
-    """Claim, release, obligate and notify up to `batch_size` due escrows in one statement:
+@dataclasses.dataclass(frozen=True)
+class BatchClaim:
+    """Which due escrows one batch claims, and for which run, at which time."""
+
+    as_of: datetime
+    job_run: object
+    batch_size: int
+    pk_range: PkRange | None
+    escrow_ids: Collection[int] | None
+    skip: Collection[int]
+    now: datetime
+
+
+def _release_claimed_postgres(claim: BatchClaim) -> tuple[list[tuple], int]:
+    """Claim, release, obligate and notify up to `claim.batch_size` due escrows in one statement:
     their rows as (pk, donor_id, recipient_id, amount, reference), and the cycles obligated."""
     ESCROW_TRANSITIONS.check(source={EscrowStatus.HOLDING}, target=EscrowStatus.RELEASED)
     CYCLE_TRANSITIONS.check(source={CycleStatus.PENDING}, target=CycleStatus.OBLIGATED)
@@ -314,12 +319,12 @@ def _release_claimed_postgres(
         "pending": CycleStatus.PENDING.value,
         "obligated": CycleStatus.OBLIGATED.value,
         "queued": NotificationStatus.PENDING.value,
-        "as_of": as_of,
-        "due_at": as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
-        "skip": sorted(skip),
-        "limit": batch_size,
-        "now": now,
-        "run": job_run.pk if job_run is not None else None,
+        "as_of": claim.as_of,
+        "due_at": claim.as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
+        "skip": sorted(claim.skip),
+        "limit": claim.batch_size,
+        "now": claim.now,
+        "run": claim.job_run.pk if claim.job_run is not None else None,
         "channel": Channel.PUSH.value,
         "donor_kind": DONOR_NOTIFICATION,
         "recipient_kind": RECIPIENT_NOTIFICATION,
@@ -328,13 +333,13 @@ def _release_claimed_postgres(
         "coins": settings.DONOR_RELEASE_COINS,
     }
     scope = ""
-    if pk_range is not None:
-        params["start"], params["end"] = pk_range
+    if claim.pk_range is not None:
+        params["start"], params["end"] = claim.pk_range
         scope = "AND escrow.id >= %(start)s" + (
-            " AND escrow.id < %(end)s" if pk_range[1] is not None else ""
+            " AND escrow.id < %(end)s" if claim.pk_range[1] is not None else ""
         )
-    if escrow_ids is not None:
-        params["targets"] = sorted(escrow_ids)
+    if claim.escrow_ids is not None:
+        params["targets"] = sorted(claim.escrow_ids)
         scope += " AND escrow.id = ANY(%(targets)s)"
     with connection.cursor() as cursor:
         cursor.execute(_RELEASE_BATCH_POSTGRES.format(scope=scope), params)
@@ -343,20 +348,11 @@ def _release_claimed_postgres(
     return [row[:5] for row in rows], cycles
 
 
-def _release_claimed_orm(
-    *,
-    as_of: datetime,
-    job_run,
-    batch_size: int,
-    pk_range: PkRange | None,
-    escrow_ids: Collection[int] | None,
-    skip: Collection[int],
-    now: datetime,
-) -> tuple[list[tuple], int]:
+def _release_claimed_orm(claim: BatchClaim) -> tuple[list[tuple], int]:
     """What `_release_claimed_postgres` does, statement by statement through the ORM."""
     claimed = list(
-        escrows_due(as_of=as_of, pk_range=pk_range, escrow_ids=escrow_ids)
-        .exclude(pk__in=skip)
+        escrows_due(as_of=claim.as_of, pk_range=claim.pk_range, escrow_ids=claim.escrow_ids)
+        .exclude(pk__in=claim.skip)
         .select_for_update(skip_locked=True, of=("self",))
         .order_by("pk")
         .values_list(
@@ -368,17 +364,17 @@ def _release_claimed_orm(
             "donation_id",
             "donor__user_id",
             "recipient__user_id",
-        )[:batch_size]
+        )[: claim.batch_size]
     )
     if not claimed:
         return [], 0
     ids = [row[0] for row in claimed]
     updated = ESCROW_TRANSITIONS.update(
-        Escrow.objects.filter(hold_until__lte=as_of, pk__in=ids),
+        Escrow.objects.filter(hold_until__lte=claim.as_of, pk__in=ids),
         source={EscrowStatus.HOLDING},
         target=EscrowStatus.RELEASED,
-        released_at=now,
-        released_by_run=job_run,
+        released_at=claim.now,
+        released_by_run=claim.job_run,
     )
     if updated != len(ids):
         raise RuntimeError(f"claimed {len(ids)} escrows but released {updated}")
@@ -386,8 +382,8 @@ def _release_claimed_orm(
         DonationCycle.objects.filter(donation_id__any=[row[5] for row in claimed]),
         source={CycleStatus.PENDING},
         target=CycleStatus.OBLIGATED,
-        obligated_at=now,
-        due_at=as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
+        obligated_at=claim.now,
+        due_at=claim.as_of + timedelta(days=settings.CYCLE_DUE_DAYS),
     )
     coins = settings.DONOR_RELEASE_COINS
     drafts: list[NotificationDraft] = []
@@ -430,13 +426,15 @@ def _release_batch(
         _release_claimed_postgres if connection.vendor == "postgresql" else _release_claimed_orm
     )
     claimed, cycles = release_claimed(
-        as_of=as_of,
-        job_run=job_run,
-        batch_size=batch_size,
-        pk_range=pk_range,
-        escrow_ids=escrow_ids,
-        skip=skip,
-        now=timezone.now(),
+        BatchClaim(
+            as_of=as_of,
+            job_run=job_run,
+            batch_size=batch_size,
+            pk_range=pk_range,
+            escrow_ids=escrow_ids,
+            skip=skip,
+            now=timezone.now(),
+        )
     )
     if not claimed:
         return None

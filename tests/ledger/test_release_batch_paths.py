@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 
 from ledger.models import DonationCycle, Escrow, Notification
-from ledger.services.escrows import _release_claimed_orm, _release_claimed_postgres
+from ledger.services.escrows import BatchClaim, _release_claimed_orm, _release_claimed_postgres
 from tests.factories import HOLD, WalletFactory, donation_at, funded_wallet
 
 pytestmark = pytest.mark.django_db
@@ -20,13 +20,15 @@ def _written_by(release_claimed) -> dict:
     """What `release_claimed` returns and writes, rolled back afterwards."""
     with transaction.atomic():
         claimed, cycles = release_claimed(
-            as_of=AS_OF,
-            job_run=None,
-            batch_size=3,
-            pk_range=None,
-            escrow_ids=None,
-            skip=(),
-            now=NOW,
+            BatchClaim(
+                as_of=AS_OF,
+                job_run=None,
+                batch_size=3,
+                pk_range=None,
+                escrow_ids=None,
+                skip=(),
+                now=NOW,
+            )
         )
         written = {
             "claimed": claimed,
