@@ -197,8 +197,9 @@ def test_a_main_leaderboard_out_of_score_order_is_caught():
 
 @pytest.mark.django_db
 def test_the_alert_goes_out_once_while_the_same_boards_keep_failing(alert_mail, monkeypatch):
-    # given a main leaderboard with a gap
-    now = timezone.now()
+    # given a main leaderboard with a gap; early in a day, so that the runs an hour later still
+    # check the same day's game boards
+    now = timezone.now().replace(hour=9, minute=0, second=0, microsecond=0)
     _boards(now)
     LeaderboardEntry.objects.filter(rank=3).update(rank=4)
 
